@@ -1,0 +1,1 @@
+"""Key operations on python-fido2 (CTAP layer; only passkey creation uses the WebAuthn client)."""

@@ -1,0 +1,148 @@
+"""Values the Entra gateway hands out: plain frozen dataclasses, free of any SDK import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from bot.secret import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    id: str
+    user_principal_name: str
+    mail: str | None
+    display_name: str | None
+    account_enabled: bool
+    user_type: str  # "Member" or "Guest"
+    department: str | None = None
+    job_title: str | None = None
+    created: datetime | None = None
+    on_premises_sync: bool = False
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user_type.lower() == "guest"
+
+
+class MethodKind(StrEnum):
+    FIDO2 = "fido2"
+    AUTHENTICATOR = "authenticator"
+    PHONE = "phone"
+    PASSWORD = "password"  # noqa: S105 - a method kind, not a password
+    TAP = "tap"
+    WINDOWS_HELLO = "windows_hello"
+    SOFTWARE_OATH = "software_oath"
+    HARDWARE_OATH = "hardware_oath"
+    EMAIL = "email"
+    PLATFORM_CREDENTIAL = "platform_credential"
+    OTHER = "other"
+
+    @property
+    def phishing_resistant(self) -> bool:
+        return self in _PHISHING_RESISTANT
+
+
+_PHISHING_RESISTANT = frozenset({MethodKind.FIDO2, MethodKind.WINDOWS_HELLO, MethodKind.PLATFORM_CREDENTIAL})
+
+
+@dataclass(frozen=True, slots=True)
+class AuthMethod:
+    id: str
+    kind: MethodKind
+    display_name: str | None
+    created: datetime | None
+    model: str | None = None
+    aaguid: str | None = None
+    detail: str | None = None  # e.g. the masked phone number or the phone type
+
+
+@dataclass(frozen=True, slots=True)
+class TapInfo:
+    """A Temporary Access Pass as Graph lists it later: never the value."""
+
+    id: str
+    created: datetime | None
+    start: datetime | None
+    lifetime_minutes: int | None
+    usable_once: bool | None
+    is_usable: bool | None
+    usability_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTap:
+    """The one answer that carries the pass; the value exists only inside `Secret`."""
+
+    id: str
+    value: Secret
+    created: datetime | None
+    start: datetime | None
+    lifetime_minutes: int | None
+    usable_once: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRole:
+    template_id: str
+    display_name: str
+    eligible: bool  # True: PIM-eligible, not active right now
+
+
+@dataclass(frozen=True, slots=True)
+class TapPolicy:
+    enabled: bool
+    include_all_users: bool
+    include_group_ids: tuple[str, ...]
+    exclude_group_ids: tuple[str, ...]
+    default_lifetime: int
+    min_lifetime: int
+    max_lifetime: int
+    usable_once_enforced: bool
+    default_length: int
+
+    def clamp_lifetime(self, minutes: int) -> int:
+        return max(self.min_lifetime, min(self.max_lifetime, minutes))
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyProfileRule:
+    """One passkey profile of the FIDO2 policy, as read (before folding)."""
+
+    id: str
+    name: str | None
+    attestation_enforced: bool
+    restrictions_enforced: bool
+    enforcement_type: str | None  # "allow" / "block"
+    aaguids: tuple[str, ...]
+    passkey_types: tuple[str, ...]  # "deviceBound", "synced"
+
+
+@dataclass(frozen=True, slots=True)
+class Fido2Policy:
+    """The FIDO2 (passkey) method policy.
+
+    When the tenant uses passkey profiles, the top-level fields are the *strict fold* of the profiles
+    that apply to the included targets: what holds for every targeted user (see mapping.fold_profiles).
+    `profiles` keeps the profiles as read.
+    """
+
+    enabled: bool
+    self_service_allowed: bool
+    attestation_enforced: bool
+    restrictions_enforced: bool
+    enforcement_type: str | None  # "allow" / "block" / None
+    aaguids: tuple[str, ...]
+    include_all_users: bool
+    include_group_ids: tuple[str, ...]
+    exclude_group_ids: tuple[str, ...]
+    profiles: tuple[PasskeyProfileRule, ...] = field(default=())
+
+    def allows_aaguid(self, aaguid: str | None) -> bool:
+        """Whether a key of this model may be registered by every targeted user."""
+        if not self.restrictions_enforced:
+            return True
+        listed = aaguid is not None and aaguid.lower() in {a.lower() for a in self.aaguids}
+        return listed if self.enforcement_type == "allow" else not listed

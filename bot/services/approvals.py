@@ -1,0 +1,321 @@
+"""The helpdesk's decision: who may approve, the verification policy, and one decision per request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.directory import DirectoryError
+from bot.domain.tap_request import ManagerStatus, RequestState
+from bot.logs import get_logger
+from bot.services import identity, tap_common
+from bot.services.runtime import Runtime
+from bot.store import tap_repo
+from bot.store.models.tap_requests import TapRequest
+
+log = get_logger(__name__)
+
+APPROVAL_DEADLINE = "tap.approval_expired"
+PROOF_MAX_AGE = timedelta(minutes=15)  # security.md IDV-1: a verification older than this is stale
+APPROVER_CACHE_SECONDS = 300.0
+APPROVER_CHECK_DOWN = (
+    "I couldn't check your approver rights in Entra just now. Nothing was decided; try again shortly."
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    ok: bool
+    message: str  # what the approver reads
+
+
+class ApproverCache:
+    """Transitive approver-group membership per Entra user, remembered for at most five minutes."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[bool, float]] = {}
+
+    async def is_approver(self, rt: Runtime, entra_id: str) -> bool:
+        group = rt.settings.approver_group_id
+        if not group:
+            return False
+        hit = self._entries.get(entra_id)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        member = group in await rt.directory.member_of_groups(entra_id, [group])
+        self._entries[entra_id] = (member, time.monotonic() + APPROVER_CACHE_SECONDS)
+        return member
+
+
+approvers = ApproverCache()
+
+
+async def authorise_approver(
+    rt: Runtime, slack_user_id: str, request: TapRequest | None
+) -> tuple[str | None, str | None]:
+    """(approver's Entra id, None) when allowed, else (None, the reason to show them)."""
+    try:
+        who = await identity.resolve(rt, slack_user_id)
+    except identity.IdentityRefused as refusal:
+        return (
+            None,
+            f"I couldn't map you to your own work account ({refusal.reason.value}), so you can't approve.",
+        )
+    except DirectoryError:
+        return None, APPROVER_CHECK_DOWN
+    if request is not None:
+        if slack_user_id == request.requester_slack_id or slack_user_id == request.target_slack_id:
+            return None, "You can't approve a request you opened or one for yourself: another approver must."
+        if who.entra.id == request.target_entra_id:
+            return None, "You can't approve a pass for your own account."
+    try:
+        allowed = await approvers.is_approver(rt, who.entra.id)
+    except DirectoryError:
+        return None, APPROVER_CHECK_DOWN
+    if not allowed:
+        return None, "Only members of the approvers group in Entra can decide pass requests."
+    return who.entra.id, None
+
+
+async def _refuse(
+    rt: Runtime, request_id: str, actor: str, action: str, reason: str, message: str
+) -> Decision:
+    await rt.audit.record(
+        action,
+        actor=f"slack:{actor}",
+        target=f"request:{request_id}",
+        outcome="refused",
+        details={"reason": reason},
+    )
+    return Decision(False, message)
+
+
+def _stale_message(request: TapRequest) -> str:
+    state = RequestState(request.state)
+    who = f" by <@{request.decided_by_slack_id}>" if request.decided_by_slack_id else ""
+    return f"This request is no longer waiting for a decision: it was {state.value.replace('_', ' ')}{who}."
+
+
+async def approve(
+    rt: Runtime, request_id: str, approver_slack_id: str, method: str | None, note: str, opened_at: datetime
+) -> Decision:
+    request = await tap_common.load(rt, request_id)
+    if request is None:
+        return await _refuse(
+            rt,
+            request_id,
+            approver_slack_id,
+            "tap.approve.refused",
+            "unknown_request",
+            "I can't find that request.",
+        )
+    now = rt.clock.now()
+    if request.state != RequestState.AWAITING_APPROVAL:
+        await tap_common.refresh(rt, request_id, dm=False)
+        return await _refuse(
+            rt, request_id, approver_slack_id, "tap.approve.refused", "stale", _stale_message(request)
+        )
+    if now >= request.decide_by:
+        await expire_decision(rt, request_id)
+        return await _refuse(
+            rt,
+            request_id,
+            approver_slack_id,
+            "tap.approve.refused",
+            "expired",
+            "This request expired before it was decided.",
+        )
+    approver_entra, problem = await authorise_approver(rt, approver_slack_id, request)
+    if problem:
+        return await _refuse(
+            rt, request_id, approver_slack_id, "tap.approve.refused", "not_authorised", problem
+        )
+    policy_problem = _verification_problem(rt, request, method, now - opened_at)
+    if policy_problem:
+        return await _refuse(
+            rt, request_id, approver_slack_id, "tap.approve.refused", "verification", policy_problem
+        )
+    limit_problem = await _limits_problem(rt, approver_slack_id, now)
+    if limit_problem:
+        return await _refuse(rt, request_id, approver_slack_id, "tap.approve.refused", "limit", limit_problem)
+    valid_until = now + timedelta(minutes=rt.settings.approval_validity_minutes)
+    async with rt.db.session() as session:
+        won = await tap_repo.transition(
+            session,
+            request_id,
+            expected=RequestState.AWAITING_APPROVAL,
+            to=RequestState.APPROVED,
+            decided_by_slack_id=approver_slack_id,
+            decided_by_entra_id=approver_entra,
+            decided_at=now,
+            verification_method=method,
+            decision_note=note or None,
+            approval_valid_until=valid_until,
+        )
+        if won:
+            await rt.deadlines.cancel(f"tap-decide:{request_id}", session=session)
+            await rt.deadlines.schedule(
+                APPROVAL_DEADLINE,
+                valid_until,
+                {"request_id": request_id},
+                key=f"tap-approval:{request_id}",
+                replace=True,
+                session=session,
+            )
+            await rt.audit.record(
+                "tap.request.approved",
+                actor=f"slack:{approver_slack_id}",
+                target=f"entra:{request.target_entra_id}",
+                details={
+                    "request_id": request_id,
+                    "verification": method,
+                    "note": note[:500],
+                    "manager": request.manager_status,
+                    "approver_entra": approver_entra,
+                },
+                session=session,
+            )
+    if not won:
+        latest = await tap_common.load(rt, request_id)
+        return await _refuse(
+            rt,
+            request_id,
+            approver_slack_id,
+            "tap.approve.refused",
+            "lost_race",
+            _stale_message(latest or request),
+        )
+    await tap_common.refresh(rt, request_id)
+    return Decision(True, "Approved. The person can now reveal their pass in their DM with me.")
+
+
+def _verification_problem(
+    rt: Runtime, request: TapRequest, method: str | None, proof_age: timedelta
+) -> str | None:
+    choices = rt.settings.verification_choices
+    if not method or method not in choices:
+        return "Choose how you verified the person."
+    if proof_age > PROOF_MAX_AGE or proof_age < timedelta(0):
+        return "Your verification is more than 15 minutes old. Verify the person again, then approve."
+    if request.manager_status == ManagerStatus.REJECTED:
+        return "The manager said they did not expect this request. It can't be approved."
+    confirmed = request.manager_status == ManagerStatus.CONFIRMED
+    if method == "manager_confirmed" and not confirmed:
+        return "The manager hasn't confirmed this request, so 'Manager confirmed' can't be used."
+    if (
+        rt.settings.require_manager_confirmation
+        and not confirmed
+        and method not in rt.settings.strong_verification_methods
+    ):
+        strong = ", ".join(choices.get(m, m) for m in rt.settings.strong_verification_methods)
+        return f"Without the manager's confirmation, approve only after one of: {strong}."
+    return None
+
+
+async def _limits_problem(rt: Runtime, approver_slack_id: str, now: datetime) -> str | None:
+    hour_ago = now - timedelta(hours=1)
+    async with rt.db.read() as session:
+        mine = await tap_repo.count_approvals_since(session, approver_slack_id, hour_ago)
+        tenant = await tap_repo.count_issuances_since(session, hour_ago)
+    if mine >= rt.settings.max_approvals_per_approver_per_hour:
+        await tap_common.alert(
+            rt,
+            f"<@{approver_slack_id}> reached the limit of {mine} approvals in an hour; further approvals "
+            "are paused for them.",
+            loud=True,
+        )
+        return f"You've approved {mine} passes in the last hour, the most allowed. Ask another approver."
+    if tenant >= rt.settings.max_passes_per_hour:
+        await tap_common.alert(
+            rt,
+            f"{tenant} passes were issued in the last hour: issuance is paused (circuit breaker).",
+            loud=True,
+        )
+        return "Pass issuance is paused: too many passes were issued in the last hour. Security has been alerted."
+    return None
+
+
+async def deny(rt: Runtime, request_id: str, approver_slack_id: str, reason: str) -> Decision:
+    request = await tap_common.load(rt, request_id)
+    if request is None:
+        return Decision(False, "I can't find that request.")
+    if request.state != RequestState.AWAITING_APPROVAL:
+        await tap_common.refresh(rt, request_id, dm=False)
+        return await _refuse(
+            rt, request_id, approver_slack_id, "tap.deny.refused", "stale", _stale_message(request)
+        )
+    approver_entra, problem = await authorise_approver(rt, approver_slack_id, None)
+    if problem:
+        return await _refuse(rt, request_id, approver_slack_id, "tap.deny.refused", "not_authorised", problem)
+    now = rt.clock.now()
+    async with rt.db.session() as session:
+        won = await tap_repo.transition(
+            session,
+            request_id,
+            expected=RequestState.AWAITING_APPROVAL,
+            to=RequestState.DENIED,
+            decided_by_slack_id=approver_slack_id,
+            decided_by_entra_id=approver_entra,
+            decided_at=now,
+            decision_note=reason or None,
+            closed_at=now,
+        )
+        if won:
+            await rt.deadlines.cancel(f"tap-decide:{request_id}", session=session)
+            await rt.audit.record(
+                "tap.request.denied",
+                actor=f"slack:{approver_slack_id}",
+                target=f"entra:{request.target_entra_id}",
+                details={"request_id": request_id, "reason": reason[:500]},
+                session=session,
+            )
+    if not won:
+        latest = await tap_common.load(rt, request_id)
+        return Decision(False, _stale_message(latest or request))
+    await tap_common.refresh(rt, request_id)
+    return Decision(True, "Denied. The person has been told to contact the helpdesk.")
+
+
+async def expire_decision(rt: Runtime, request_id: str) -> bool:
+    """Deadline: nobody decided in time."""
+    now = rt.clock.now()
+    async with rt.db.session() as session:
+        won = await tap_repo.transition(
+            session,
+            request_id,
+            expected=[RequestState.AWAITING_APPROVAL, RequestState.AWAITING_TARGET],
+            to=RequestState.EXPIRED,
+            closed_at=now,
+        )
+        if won:
+            await rt.audit.record(
+                "tap.request.expired",
+                actor="system",
+                target=f"request:{request_id}",
+                details={"request_id": request_id, "stage": "decision"},
+                session=session,
+            )
+    if won:
+        await tap_common.refresh(rt, request_id)
+    return won
+
+
+async def expire_approval(rt: Runtime, request_id: str) -> bool:
+    """Deadline: approved, but the pass was never revealed in time."""
+    now = rt.clock.now()
+    async with rt.db.session() as session:
+        won = await tap_repo.transition(
+            session, request_id, expected=RequestState.APPROVED, to=RequestState.EXPIRED, closed_at=now
+        )
+        if won:
+            await rt.audit.record(
+                "tap.request.expired",
+                actor="system",
+                target=f"request:{request_id}",
+                details={"request_id": request_id, "stage": "approval"},
+                session=session,
+            )
+    if won:
+        await tap_common.refresh(rt, request_id)
+    return won

@@ -1,0 +1,328 @@
+"""Revealing the pass: created in Entra on the click, shown once in a modal, cleaned up on every failure."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from bot.directory import DirectoryError, IssuedTap, Throttled
+from bot.domain import eligibility as rules
+from bot.domain.tap_request import RequestState
+from bot.logs import get_logger
+from bot.services import tap_common
+from bot.services.runtime import Runtime
+from bot.slack import tap_views
+from bot.slack.messenger import SlackError
+from bot.store import tap_repo
+from bot.store.models.tap_requests import TapIssuance, TapRequest
+
+log = get_logger(__name__)
+
+ORPHAN_DEADLINE = "tap.orphan_check"
+PASS_EXPIRY_DEADLINE = "tap.pass_expired"  # noqa: S105 - a name, not a secret
+ORPHAN_AFTER = timedelta(minutes=2)
+THROTTLE_BUDGET_SECONDS = 120.0  # security.md REL-4: wait out throttling for about two minutes at most
+FIRST_STEP = "open the security info page, sign in, then choose *Add sign-in method* → *Security key*."
+
+
+async def reveal(rt: Runtime, request_id: str, clicker: str, view_id: str) -> None:
+    """Called right after the modal opened with 'Creating your pass…'; fills it in or explains why not."""
+    request = await tap_common.load(rt, request_id)
+    problem = _reveal_problem(rt, request, clicker)
+    if problem or request is None:
+        await rt.audit.record(
+            "tap.reveal.refused",
+            actor=f"slack:{clicker}",
+            target=f"request:{request_id}",
+            outcome="refused",
+            details={"reason": problem or "unknown_request"},
+        )
+        await _show(rt, view_id, tap_views.problem_modal(problem or "I can't find that request."))
+        return
+    now = rt.clock.now()
+    async with rt.db.session() as session:
+        started = await tap_repo.transition(
+            session,
+            request_id,
+            expected=[RequestState.APPROVED, RequestState.ISSUED],
+            to=RequestState.ISSUING,
+            issuing_since=now,
+        )
+        if started:
+            await rt.deadlines.schedule(
+                ORPHAN_DEADLINE,
+                now + ORPHAN_AFTER,
+                {"request_id": request_id},
+                key=f"tap-orphan:{request_id}",
+                replace=True,
+                session=session,
+            )
+            # REL-6: the intent is on record before Graph is asked for anything.
+            await rt.audit.record(
+                "tap.issue.started",
+                actor=f"slack:{clicker}",
+                target=f"entra:{request.target_entra_id}",
+                details={"request_id": request_id, "reveal": request.reveal_count + 1},
+                session=session,
+            )
+    if not started:
+        await _show(
+            rt,
+            view_id,
+            tap_views.problem_modal(
+                "I'm already creating your pass from another click. Close this and look at the other window."
+            ),
+        )
+        return
+    try:
+        tap = await _create_with_patience(rt, request, view_id)
+    except DirectoryError as exc:
+        await _abandon(rt, request, view_id, exc)
+        return
+    try:
+        await rt.slack.update_view(
+            view_id,
+            tap_views.pass_modal(
+                tap.value, _expiry(tap, now), bool(tap.usable_once), rt.settings.sign_in_url, FIRST_STEP
+            ),
+        )
+    except SlackError as exc:
+        # Nobody saw this pass: it must not stay alive (issue #3 §7).
+        log.warning("tap.reveal.show_failed", request=request_id, error=exc.code)
+        await _delete_quietly(rt, request.target_entra_id, tap.id)
+        await _back_to_approved(rt, request_id, reason=f"modal_failed:{exc.code}")
+        await tap_common.tell(
+            rt, clicker, "I couldn't show your pass, so I cancelled it to be safe. Press *Reveal pass* again."
+        )
+        return
+    await _mark_issued(rt, request, tap, now)
+
+
+def _reveal_problem(rt: Runtime, request: TapRequest | None, clicker: str) -> str | None:
+    if request is None:
+        return "I can't find that request."
+    if clicker != request.target_slack_id:
+        return "This pass belongs to someone else, so I can't show it to you."
+    if request.state not in (RequestState.APPROVED, RequestState.ISSUED):
+        return f"This request is {RequestState(request.state).value.replace('_', ' ')}, so there's no pass to show."
+    if request.approval_valid_until is None or rt.clock.now() >= request.approval_valid_until:
+        return "The approval for this pass has run out. Ask me again and the helpdesk will take another look."
+    return None
+
+
+async def _create_with_patience(rt: Runtime, request: TapRequest, view_id: str) -> IssuedTap:
+    """Create the pass; while Entra throttles us, wait as told (bounded) and keep the person informed."""
+    policy = await rt.directory.tap_policy()
+    lifetime = rules.pass_lifetime(rt.settings.tap_lifetime_minutes, policy)
+    once = rules.usable_once(rt.settings.tap_usable_once, policy)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + THROTTLE_BUDGET_SECONDS
+    while True:
+        try:
+            return await rt.directory.create_tap(
+                request.target_entra_id, lifetime_minutes=lifetime, usable_once=once
+            )
+        except Throttled as exc:
+            wait = max(exc.retry_after, 0.1)
+            if loop.time() + wait > give_up:
+                raise
+            await _show(
+                rt,
+                view_id,
+                tap_views.working_modal(
+                    f"Microsoft Entra is busy right now, so this is taking a little longer (about {int(wait) + 1} s). "
+                    "Keep this window open."
+                ),
+            )
+            await asyncio.sleep(wait)
+
+
+def _expiry(tap: IssuedTap, now: datetime) -> datetime:
+    start = tap.start or tap.created or now
+    return start + timedelta(minutes=tap.lifetime_minutes or 60)
+
+
+async def _mark_issued(rt: Runtime, request: TapRequest, tap: IssuedTap, now: datetime) -> None:
+    expires = _expiry(tap, now)
+    async with rt.db.session() as session:
+        await tap_repo.transition(
+            session,
+            request.id,
+            expected=RequestState.ISSUING,
+            to=RequestState.ISSUED,
+            tap_id=tap.id,
+            tap_created_at=tap.created or now,
+            tap_expires_at=expires,
+            reveal_count=request.reveal_count + 1,
+            issuing_since=None,
+        )
+        await tap_repo.record_issuance(
+            session,
+            TapIssuance(
+                request_id=request.id,
+                target_entra_id=request.target_entra_id,
+                approver_slack_id=request.decided_by_slack_id or "",
+                tap_id=tap.id,
+                created_at=now,
+                expires_at=expires,
+            ),
+        )
+        await rt.deadlines.cancel(f"tap-orphan:{request.id}", session=session)
+        await rt.deadlines.cancel(f"tap-approval:{request.id}", session=session)
+        await rt.deadlines.schedule(
+            PASS_EXPIRY_DEADLINE,
+            expires,
+            {"request_id": request.id},
+            key=f"tap-pass:{request.id}",
+            replace=True,
+            session=session,
+        )
+        await rt.audit.record(
+            "tap.issued",
+            actor=f"slack:{request.target_slack_id}",
+            target=f"entra:{request.target_entra_id}",
+            details={
+                "request_id": request.id,
+                "tap_id": tap.id,
+                "expires_at": expires.isoformat(),
+                "lifetime_minutes": tap.lifetime_minutes,
+                "usable_once": tap.usable_once,
+                "reveal": request.reveal_count + 1,
+                "approved_by": request.decided_by_slack_id,
+            },
+            session=session,
+        )
+    issued = await tap_common.refresh(rt, request.id)
+    if issued is not None:
+        await _notify_issued(rt, issued)
+
+
+async def _notify_issued(rt: Runtime, request: TapRequest) -> None:
+    """NIST 800-63B: every newly issued credential is announced on an independent channel too."""
+    if request.manager_slack_id:
+        text, blocks = tap_views.manager_issued_notice(request)
+        try:
+            await rt.slack.post_dm(request.manager_slack_id, text, blocks)
+        except SlackError as exc:
+            log.warning("tap.notify.manager_failed", error=exc.code)
+    mailbox = rt.settings.notify_mailbox
+    if mailbox:
+        profile = request.target_profile or {}
+        recipients = [str(profile.get("upn"))]
+        try:
+            await rt.directory.send_mail(
+                mailbox,
+                recipients,
+                "A Temporary Access Pass was issued for your account",
+                "A Temporary Access Pass was just issued for your account through keydesk, to register a "
+                "security key. If this wasn't you, contact the helpdesk immediately.",
+            )
+        except DirectoryError as exc:
+            log.warning("tap.notify.mail_failed", error=type(exc).__name__)
+    await rt.audit.record(
+        "tap.notified",
+        actor="system",
+        target=f"entra:{request.target_entra_id}",
+        details={"request_id": request.id, "manager": bool(request.manager_slack_id), "email": bool(mailbox)},
+    )
+
+
+async def _abandon(rt: Runtime, request: TapRequest, view_id: str, exc: DirectoryError) -> None:
+    """Creating failed or its answer was lost: make sure no pass survives, then let the person retry."""
+    log.warning("tap.issue.failed", request=request.id, error=type(exc).__name__)
+    removed = await _delete_unseen(rt, request)
+    await _back_to_approved(rt, request.id, reason=type(exc).__name__, removed=removed)
+    message = (
+        "Microsoft Entra is too busy right now, so I couldn't create your pass. Nothing was left behind. "
+        "Please press *Reveal pass* again in a few minutes."
+        if isinstance(exc, Throttled)
+        else "I couldn't create your pass because Microsoft Entra didn't answer properly. Nothing usable was "
+        "left behind. Please press *Reveal pass* again in a minute."
+    )
+    await _show(rt, view_id, tap_views.problem_modal(message))
+
+
+async def _delete_unseen(rt: Runtime, request: TapRequest) -> int:
+    """REL-3: after a lost answer, any pass Entra holds for this person was never seen: delete it."""
+    removed = 0
+    try:
+        for tap in await rt.directory.list_taps(request.target_entra_id):
+            removed += int(await rt.directory.delete_tap(request.target_entra_id, tap.id))
+    except DirectoryError as exc:
+        log.warning("tap.orphan.cleanup_deferred", request=request.id, error=type(exc).__name__)
+        raise
+    return removed
+
+
+async def _back_to_approved(rt: Runtime, request_id: str, *, reason: str, removed: int = 1) -> None:
+    async with rt.db.session() as session:
+        await tap_repo.transition(
+            session, request_id, expected=RequestState.ISSUING, to=RequestState.APPROVED, issuing_since=None
+        )
+        await rt.deadlines.cancel(f"tap-orphan:{request_id}", session=session)
+        await rt.audit.record(
+            "tap.issue.abandoned",
+            actor="system",
+            target=f"request:{request_id}",
+            outcome="failed",
+            details={"request_id": request_id, "reason": reason, "passes_deleted": removed},
+            session=session,
+        )
+    await tap_common.refresh(rt, request_id, card=False)
+
+
+async def _delete_quietly(rt: Runtime, entra_id: str, tap_id: str) -> None:
+    try:
+        await rt.directory.delete_tap(entra_id, tap_id)
+    except DirectoryError as exc:
+        log.warning("tap.delete.deferred", error=type(exc).__name__)  # the orphan deadline retries
+
+
+async def _show(rt: Runtime, view_id: str, view: dict[str, object]) -> None:
+    try:
+        await rt.slack.update_view(view_id, view)
+    except SlackError as exc:
+        log.warning("tap.modal.update_failed", error=exc.code)
+
+
+# --- Deadlines ----------------------------------------------------------------------------------------
+async def check_orphan(rt: Runtime, request_id: str) -> None:
+    """Still 'issuing' long after the click: the process died mid-way. Delete what Entra holds; reveal again."""
+    request = await tap_common.load(rt, request_id)
+    if request is None or request.state != RequestState.ISSUING:
+        return
+    removed = await _delete_unseen(rt, request)
+    await _back_to_approved(rt, request_id, reason="orphan", removed=removed)
+    await tap_common.tell(
+        rt,
+        request.target_slack_id,
+        "Something interrupted me while I was creating your pass, "
+        "so I cancelled it to be safe. Press *Reveal pass* again when you're ready.",
+    )
+
+
+async def expire_pass(rt: Runtime, request_id: str) -> None:
+    """The pass ran out before a key was registered: delete it in Entra and say so."""
+    request = await tap_common.load(rt, request_id)
+    if request is None or request.state != RequestState.ISSUED:
+        return
+    if request.tap_id:
+        await rt.directory.delete_tap(request.target_entra_id, request.tap_id)
+    now = rt.clock.now()
+    async with rt.db.session() as session:
+        won = await tap_repo.transition(
+            session, request_id, expected=RequestState.ISSUED, to=RequestState.PASS_EXPIRED, closed_at=now
+        )
+        if won:
+            await rt.audit.record(
+                "tap.pass.expired",
+                actor="system",
+                target=f"entra:{request.target_entra_id}",
+                details={"request_id": request_id, "tap_id": request.tap_id},
+                session=session,
+            )
+    if won:
+        await tap_common.refresh(rt, request_id)
+        await tap_common.alert(
+            rt, f"<@{request.target_slack_id}>'s pass expired before a key was registered.", thread_of=request
+        )

@@ -1,0 +1,31 @@
+"""What each durable deadline kind does when it comes due."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bot.deadlines import Deadline, RetryLater
+from bot.directory import Throttled, Unavailable
+from bot.services import approvals, delivery, onboarding
+from bot.services.runtime import Runtime
+
+
+def _per_request(
+    rt: Runtime, work: Callable[[Runtime, str], Awaitable[object]]
+) -> Callable[[Deadline], Awaitable[None]]:
+    async def handler(deadline: Deadline) -> None:
+        try:
+            await work(rt, str(deadline.payload["request_id"]))
+        except Throttled as exc:
+            raise RetryLater(exc.retry_after, "graph throttled") from None
+        except Unavailable:
+            raise RetryLater(30, "graph unavailable") from None
+
+    return handler
+
+
+def register_deadline_handlers(rt: Runtime) -> None:
+    rt.deadlines.register(onboarding.DECISION_DEADLINE, _per_request(rt, approvals.expire_decision))
+    rt.deadlines.register(approvals.APPROVAL_DEADLINE, _per_request(rt, approvals.expire_approval))
+    rt.deadlines.register(delivery.ORPHAN_DEADLINE, _per_request(rt, delivery.check_orphan))
+    rt.deadlines.register(delivery.PASS_EXPIRY_DEADLINE, _per_request(rt, delivery.expire_pass))
