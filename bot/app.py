@@ -107,6 +107,7 @@ class Keydesk:
         )
 
     async def stop(self) -> None:
+        await self.rt.deadlines.stop()  # let a deadline run finish its transaction before we close
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.rt.directory.close()

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.services import conversation, delivery, manager, onboarding, tap_common
+from bot.services import conversation, delivery, lost_key, manager, onboarding, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
 from bot.slack.ids import Action
@@ -46,7 +46,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action(Action.REPORT_LOST.value)
     async def report_lost(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await conversation.explain_lost_key(rt, _user(body))
+        await lost_key.open_lost_key_modal(rt, _user(body), body["trigger_id"])
 
     @app.action(Action.TAP_APPROVE.value)
     async def approve_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.services import onboarding
+from bot.services import lost_key, onboarding
 from bot.services.runtime import Runtime
 from bot.slack import blocks as b
 from bot.slack.ids import Callback, Command, ViewId
@@ -18,6 +18,7 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>")
 KEYDESK_HELP = (
     "*keydesk for the helpdesk*\n"
     "• `/keydesk tap @person`: open a Temporary Access Pass request for someone (they confirm in their DM)\n"
+    "• `/keydesk lost @person`: cut off a lost or stolen key for someone who called in (after you verified them)\n"
     "• `/keydesk help`: this message\n"
     "People set up their own key by messaging me; they report a lost key with `/lostkey`."
 )
@@ -57,6 +58,14 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             await ack(text="Checking…")
             message = await onboarding.open_for_user(rt, command["user_id"], match.group(1))
             await rt.slack.ephemeral(command["channel_id"], command["user_id"], message)
+            return
+        if sub == "lost":
+            match = _MENTION.search(command.get("text") or "")
+            if not match:
+                await ack(text="Mention the person: `/keydesk lost @person`.")
+                return
+            await ack()
+            await lost_key.helpdesk_lost(rt, command["user_id"], match.group(1), command["trigger_id"])
             return
         await ack(text=KEYDESK_HELP)
 

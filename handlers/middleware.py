@@ -37,6 +37,8 @@ class SlackHygiene(AsyncMiddleware):
         if refusal:
             await slack_events.refuse_foreign(self.rt, refusal, body)
             return BoltResponse(status=403, body='{"error":"forbidden"}')
+        if body.get("type") == "view_submission" and isinstance(body.get("view"), dict):
+            self.rt.slack.view_submitted(str(body["view"].get("id")))
         event_id = body.get("event_id")
         repeated = (
             body.get("type") == "event_callback"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.demo import Narrator
 from bot.sandbox.graph_sim import MethodKind
+from bot.sandbox.narrator import Narrator
 from bot.slack.ids import Action, ViewId
 
 

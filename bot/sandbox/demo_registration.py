@@ -10,8 +10,8 @@ from bot.sandbox.company import YUBIKEY_5_NFC
 from bot.slack import wizard_views
 from bot.slack.ids import Action
 
-if TYPE_CHECKING:  # demo.py lists this scenario: no import cycle at run time
-    from bot.sandbox.demo import Narrator
+if TYPE_CHECKING:
+    from bot.sandbox.narrator import Narrator
 
 _MARKS = (
     wizard_views.NAV_BLOCK,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.directory import DirectoryError
 from bot.domain.intents import Intent, classify
 from bot.logs import get_logger
-from bot.services import identity
+from bot.services import identity, registration, stuck
 from bot.services.runtime import Runtime
 from bot.slack import welcome
 
@@ -20,6 +20,8 @@ async def greet(rt: Runtime, user_id: str) -> None:
 
 async def on_direct_message(rt: Runtime, user_id: str, text: str) -> Intent:
     """Answer a DM. Returns the intent understood, for the caller's routing of flows."""
+    if await stuck.relay_from_user(rt, user_id, text):  # a person the helpdesk is already helping
+        return Intent.HELP
     intent = classify(text)
     log.info("dm.received", user=user_id, intent=intent.value)
     if intent is Intent.SET_UP_KEY:
@@ -63,14 +65,17 @@ async def refresh_home(rt: Runtime, user_id: str) -> None:
     """Publish the App Home tab with the methods Entra lists for this user."""
     slack_user = await rt.slack.user(user_id)
     name = slack_user.real_name or slack_user.name
+    extra = await registration.home_blocks(rt, user_id)
     try:
         who = await identity.resolve(rt, user_id)
         methods = await rt.directory.list_methods(who.entra.id)
     except identity.IdentityRefused as refused:
-        view = welcome.home(name, None, problem=refused.user_message(rt.settings.support_contact))
+        view = welcome.home(
+            name, None, problem=refused.user_message(rt.settings.support_contact), extra=extra
+        )
     except DirectoryError as exc:
         log.warning("home.directory_unavailable", user=user_id, error=type(exc).__name__)
-        view = welcome.home(name, None)
+        view = welcome.home(name, None, extra=extra)
     else:
-        view = welcome.home(name, methods, tz_offset=slack_user.tz_offset)
+        view = welcome.home(name, methods, tz_offset=slack_user.tz_offset, extra=extra)
     await rt.slack.publish_home(user_id, view)

@@ -9,7 +9,7 @@ from bot.directory import DirectoryError, IssuedTap, Throttled
 from bot.domain import eligibility as rules
 from bot.domain.tap_request import RequestState
 from bot.logs import get_logger
-from bot.services import tap_common
+from bot.services import registration, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
 from bot.slack.messenger import SlackError
@@ -195,6 +195,7 @@ async def _mark_issued(rt: Runtime, request: TapRequest, tap: IssuedTap, now: da
     issued = await tap_common.refresh(rt, request.id)
     if issued is not None:
         await _notify_issued(rt, issued)
+    await registration.start_after_reveal(rt, request.id)
 
 
 async def _notify_issued(rt: Runtime, request: TapRequest) -> None:
@@ -326,3 +327,4 @@ async def expire_pass(rt: Runtime, request_id: str) -> None:
         await tap_common.alert(
             rt, f"<@{request.target_slack_id}>'s pass expired before a key was registered.", thread_of=request
         )
+        await registration.on_request_changed(rt, request_id)

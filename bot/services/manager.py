@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.directory import DirectoryError
 from bot.domain.tap_request import ManagerStatus, RequestState
 from bot.logs import get_logger
-from bot.services import tap_common
+from bot.services import registration, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
 from bot.slack.messenger import PostedMessage, SlackError
@@ -119,6 +119,7 @@ async def looks_wrong(rt: Runtime, request_id: str, clicker: str) -> str:
             session=session,
         )
     await tap_common.refresh(rt, request_id)
+    await registration.on_request_changed(rt, request_id)
     state = (
         "deleted the pass and ended their sign-in sessions"
         if revoked

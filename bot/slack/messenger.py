@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from bot.logs import get_logger
 log = get_logger(__name__)
 
 # Errors meaning "the thing to remove is already gone": deleting is idempotent.
+SUBMISSION_SETTLE_SECONDS = 0.5
 _ALREADY_GONE = {"message_not_found", "channel_not_found", "thread_not_found"}
 
 
@@ -85,6 +87,16 @@ class Messenger:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self._dm_channels: dict[str, str] = {}
+        self._submitted_at: dict[str, float] = {}
+
+    def view_submitted(self, view_id: str) -> None:
+        """Note that Slack just delivered a submission of `view_id` (see `update_view`)."""
+        now = asyncio.get_running_loop().time()
+        if len(self._submitted_at) > 1000:
+            self._submitted_at = {
+                v: at for v, at in self._submitted_at.items() if now - at < SUBMISSION_SETTLE_SECONDS
+            }
+        self._submitted_at[view_id] = now
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         # The SDK's named methods know each method's encoding (JSON, form or query string).
@@ -156,6 +168,14 @@ class Messenger:
         return str(response["view"]["id"])
 
     async def update_view(self, view_id: str, view: dict[str, Any]) -> None:
+        # Slack applies a submission's `response_action` when our HTTP answer reaches it. An update sent
+        # by the listener right after its ack can overtake that answer and then be overwritten by it,
+        # so an update to a view submitted a moment ago waits until the answer has surely landed.
+        submitted = self._submitted_at.get(view_id)
+        if submitted is not None:
+            wait = submitted + SUBMISSION_SETTLE_SECONDS - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         await self._call("views.update", view_id=view_id, view=view)
 
     async def push_view(self, trigger_id: str, view: dict[str, Any]) -> str:

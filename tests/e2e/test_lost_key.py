@@ -5,7 +5,6 @@ and the audit log."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -14,8 +13,6 @@ from datetime import timedelta
 import pytest
 from rich.console import Console
 
-import handlers
-from bot.app import Keydesk
 from bot.audit import AuditEntry
 from bot.sandbox.company import GLOBAL_ADMIN_ROLE, Company, Person
 from bot.sandbox.demo import Narrator
@@ -23,9 +20,7 @@ from bot.sandbox.demo_lost_key import lost_key_scenario
 from bot.sandbox.graph_sim import Fault, MethodKind, RecordedRequest
 from bot.sandbox.slack_sim import SimView, SlackSimulator
 from bot.sandbox.stack import Stack
-from bot.services.lost_key import register_lost_key_deadlines
 from bot.slack.ids import Action, ViewId
-from handlers import lost_key as lost_key_handlers
 
 from .helpers import (
     ShiftableClock,
@@ -53,18 +48,8 @@ LOUD = "<!channel> :rotating_light: *Security alert.*"
 MAILBOX = "keydesk@northwind.example"
 
 
-async def _wire(keydesk: Keydesk) -> None:
-    """Until the lead adds handlers.lost_key to register_listeners and the deadline kind to timers, wire
-    them here (each only if it is not wired already). Delete once both are wired."""
-    if "lost_key" not in handlers.register_listeners.__code__.co_names:
-        lost_key_handlers.register(keydesk.bolt, keydesk.rt)
-    with contextlib.suppress(ValueError):
-        register_lost_key_deadlines(keydesk.rt)
-
-
 @pytest.fixture
 async def lost(stack: Stack) -> AsyncIterator[Stack]:
-    await _wire(stack.keydesk)
     yield stack
 
 

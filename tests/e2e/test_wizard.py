@@ -32,7 +32,7 @@ from .helpers import (
     wait_channel,
     wait_dm,
 )
-from .test_wizard_support import (
+from .wizard_helpers import (
     YUBIKEY_5_NFC,
     advance,
     methods_polls,
@@ -40,18 +40,15 @@ from .test_wizard_support import (
     restart,
     revealed_wizard,
     row_of,
-    wired,
     wizard_message,
     wizard_messages,
 )
 
-__all__ = ["wired"]  # the fixture, imported for pytest
-
 
 async def test_fido2_guide_with_back_to_completion(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, slack, graph, ada = wired, wired.slack, wired.graph, company.ada
+    slack, graph, ada = stack.slack, stack.graph, company.ada
     first = await revealed_wizard(stack, company)
     intro = message_text(first)
     assert "Set up your security key" in intro
@@ -94,8 +91,8 @@ async def test_fido2_guide_with_back_to_completion(
     assert tap.value and not any(tap.value in text for text in shown)  # the pass never reaches a message
 
 
-async def test_a_double_click_moves_one_step(wired: Stack, company: Company) -> None:
-    stack, slack, ada = wired, wired.slack, company.ada
+async def test_a_double_click_moves_one_step(stack: Stack, company: Company) -> None:
+    slack, ada = stack.slack, company.ada
     await revealed_wizard(stack, company)
     step = await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
 
@@ -114,9 +111,9 @@ def message_text_of_view(view: object) -> str:
 
 
 async def test_authenticator_guide_chosen_at_the_start(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, ada = wired, company.ada
+    ada = company.ada
     first = await revealed_wizard(stack, company)
     assert "Set up Microsoft Authenticator" in message_text(first)
 
@@ -144,10 +141,10 @@ async def test_authenticator_guide_chosen_at_the_start(
 
 
 async def test_a_key_registered_before_the_reveal_does_not_count(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
     """Only a method created after the reveal completes the setup (not one the person already had)."""
-    stack, ada = wired, company.ada
+    ada = company.ada
     stack.graph.tenant.add_authenticator(ada.entra_id, display_name="Old phone")
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_CHOOSE, "Step 1 of 9", block_id="wizard_choose_authenticator")
@@ -159,9 +156,9 @@ async def test_a_key_registered_before_the_reveal_does_not_count(
 
 
 async def test_restart_mid_guide_keeps_the_step_and_the_watch(
-    wired: Stack, company: Company, app_clock: ShiftableClock, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, company: Company, app_clock: ShiftableClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stack, ada = wired, company.ada
+    ada = company.ada
     first = await revealed_wizard(stack, company)
     for number in range(1, 4):
         await press(stack, ada, Action.WIZARD_DONE, f"Step {number} of 11")
@@ -180,9 +177,9 @@ async def test_restart_mid_guide_keeps_the_step_and_the_watch(
 
 
 async def test_pass_expiry_before_completion(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, slack, ada = wired, wired.slack, company.ada
+    slack, ada = stack.slack, company.ada
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
     [tap] = stack.graph.tenant.taps_of(ada.entra_id)
@@ -204,9 +201,9 @@ async def test_pass_expiry_before_completion(
 
 
 async def test_nudge_once_shortly_before_the_pass_expires(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, ada = wired, company.ada
+    ada = company.ada
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
     [tap] = stack.graph.tenant.taps_of(ada.entra_id)
@@ -228,9 +225,9 @@ def wizard_dm_texts(stack: Stack, person: object) -> list[str]:
 
 
 async def test_stale_and_foreign_clicks_change_nothing(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, slack, ada = wired, wired.slack, company.ada
+    slack, ada = stack.slack, company.ada
     await revealed_wizard(stack, company)
     step1 = await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
     await press(stack, ada, Action.WIZARD_DONE, "Step 2 of 11")
@@ -246,10 +243,10 @@ async def test_stale_and_foreign_clicks_change_nothing(
     assert refused.actor == f"slack:{company.sam.slack_id}"
 
 
-async def test_revealing_again_keeps_the_wizard(wired: Stack, company: Company) -> None:
+async def test_revealing_again_keeps_the_wizard(stack: Stack, company: Company) -> None:
     from .helpers import reveal
 
-    stack, slack, ada = wired, wired.slack, company.ada
+    slack, ada = stack.slack, company.ada
     first = await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
     dm = await wait_dm(slack, ada.slack_id, "You revealed it 1×")
@@ -263,8 +260,8 @@ async def test_revealing_again_keeps_the_wizard(wired: Stack, company: Company) 
     assert [e.action for e in await audit(stack, "registration.started")] == ["registration.started"]
 
 
-async def test_app_home_shows_the_setup(wired: Stack, company: Company) -> None:
-    stack, slack, ada = wired, wired.slack, company.ada
+async def test_app_home_shows_the_setup(stack: Stack, company: Company) -> None:
+    slack, ada = stack.slack, company.ada
     first = await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
 
@@ -292,20 +289,20 @@ async def test_app_home_shows_the_setup(wired: Stack, company: Company) -> None:
     await eventually(lambda: len(wizard_messages(slack, ada)) == 1, "the old copy to go")
 
 
-async def test_demo_scenario_plays(wired: Stack, company: Company) -> None:
+async def test_demo_scenario_plays(stack: Stack, company: Company) -> None:
     from bot.sandbox.demo import Narrator, onboarding
     from bot.sandbox.demo_registration import registration_scenario
 
     out = io.StringIO()
-    narrator = Narrator(wired, company, Console(file=out, width=110), fast=True)
+    narrator = Narrator(stack, company, Console(file=out, width=110), fast=True)
 
     await onboarding(narrator)
     await registration_scenario(narrator)
 
     shown = out.getvalue()
     assert "Before we start" in shown and "Step 1 of 11" in shown and "is set up" in shown
-    assert wired.graph.tenant.taps_of(company.ada.entra_id)[-1].deleted
-    request_state = await _request_state(wired, company)
+    assert stack.graph.tenant.taps_of(company.ada.entra_id)[-1].deleted
+    request_state = await _request_state(stack, company)
     assert request_state == RequestState.COMPLETED
 
 

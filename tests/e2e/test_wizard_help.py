@@ -22,14 +22,13 @@ from .helpers import (
     wait_channel,
     wait_dm,
 )
-from .test_wizard_support import press, revealed_wizard, row_of, wired, wizard_message
+from .wizard_helpers import press, revealed_wizard, row_of, wizard_message
 
-__all__ = ["wired"]
 TOKEN_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
-async def test_stuck_take_and_relay_both_ways(wired: Stack, company: Company) -> None:
-    stack, slack = wired, wired.slack
+async def test_stuck_take_and_relay_both_ways(stack: Stack, company: Company) -> None:
+    slack = stack.slack
     ada, sam, alex = company.ada, company.sam, company.alex
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
@@ -85,8 +84,8 @@ async def test_stuck_take_and_relay_both_ways(wired: Stack, company: Company) ->
     assert stuck.details["step"] == "Step 2 of 11" and stuck.details["guide"] == "fido2"
 
 
-async def test_the_person_cannot_take_their_own_setup(wired: Stack, company: Company) -> None:
-    stack, slack, ada = wired, wired.slack, company.ada
+async def test_the_person_cannot_take_their_own_setup(stack: Stack, company: Company) -> None:
+    slack, ada = stack.slack, company.ada
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_STUCK, "asked the helpdesk")
     post = await wait_channel(slack, "is stuck on")
@@ -139,8 +138,8 @@ def other_code(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
-async def test_hardware_token_added_from_slack(wired: Stack, company: Company) -> None:
-    stack, slack, tenant, ada = wired, wired.slack, wired.graph.tenant, company.ada
+async def test_hardware_token_added_from_slack(stack: Stack, company: Company) -> None:
+    slack, tenant, ada = stack.slack, stack.graph.tenant, company.ada
     tenant.add_hardware_oath_device("TK-2024-0001", "Token2", "C202", TOKEN_SECRET)
     view_id = await open_token_modal(stack, company)
 
@@ -177,9 +176,9 @@ async def test_hardware_token_added_from_slack(wired: Stack, company: Company) -
 
 
 async def test_a_token_assigned_to_someone_else_is_refused_and_reported(
-    wired: Stack, company: Company
+    stack: Stack, company: Company
 ) -> None:
-    stack, tenant = wired, wired.graph.tenant
+    tenant = stack.graph.tenant
     tenant.add_hardware_oath_device(
         "TK-2024-0002", "Token2", "C202", TOKEN_SECRET, assigned_to=company.morgan.entra_id
     )

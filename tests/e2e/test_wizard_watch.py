@@ -21,7 +21,7 @@ from .helpers import (
     wait_channel,
     wait_dm,
 )
-from .test_wizard_support import (
+from .wizard_helpers import (
     METHODS_LIST,
     YUBIKEY_5_NFC,
     advance,
@@ -29,17 +29,14 @@ from .test_wizard_support import (
     press,
     revealed_wizard,
     row_of,
-    wired,
     wizard_message,
 )
 
-__all__ = ["wired"]
-
 
 async def test_polling_backs_off_while_nothing_happens(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, ada = wired, company.ada
+    ada = company.ada
     await revealed_wizard(stack, company)
     baseline = methods_polls(stack, ada.entra_id)
 
@@ -54,9 +51,9 @@ async def test_polling_backs_off_while_nothing_happens(
 
 
 async def test_throttled_graph_is_waited_out_without_a_busy_loop(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, graph, ada = wired, wired.graph, company.ada
+    graph, ada = stack.graph, company.ada
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
     graph.add_fault(Fault("GET", METHODS_LIST, status=429, retry_after=120, times=0))
@@ -82,9 +79,9 @@ async def test_throttled_graph_is_waited_out_without_a_busy_loop(
 
 
 async def test_revoked_pass_stops_the_setup(
-    wired: Stack, company: Company, app_clock: ShiftableClock
+    stack: Stack, company: Company, app_clock: ShiftableClock
 ) -> None:
-    stack, slack, ada, grace = wired, wired.slack, company.ada, company.grace
+    slack, ada, grace = stack.slack, company.ada, company.grace
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_DONE, "Step 1 of 11")
     notice = await wait_dm(slack, grace.slack_id, "A Temporary Access Pass was issued")
@@ -107,9 +104,9 @@ async def test_revoked_pass_stops_the_setup(
     ],
 )
 async def test_preflight_blocked_tells_the_person_and_the_helpdesk(
-    wired: Stack, company: Company, change: str, says: str
+    stack: Stack, company: Company, change: str, says: str
 ) -> None:
-    stack, slack, ada = wired, wired.slack, company.ada
+    slack, ada = stack.slack, company.ada
     policy = stack.graph.tenant.fido2_policy
     if change == "self_service":
         policy.is_self_service_registration_allowed = False
@@ -136,8 +133,7 @@ async def test_preflight_blocked_tells_the_person_and_the_helpdesk(
     assert "Install the app" in message_text(step)
 
 
-async def test_preflight_names_the_key_rules(wired: Stack, company: Company) -> None:
-    stack = wired
+async def test_preflight_names_the_key_rules(stack: Stack, company: Company) -> None:
     stack.graph.tenant.fido2_policy.key_restrictions = KeyRestrictions(
         is_enforced=True, enforcement_type="allow", aaguids=[YUBIKEY_5_NFC]
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: None
-Create Date: 2026-11-23 19:49:06.025681
+Create Date: 2026-12-05 09:06:36.374938
 """
 
 from __future__ import annotations
@@ -229,10 +229,6 @@ def upgrade() -> None:
         sa.Column("revealed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("pass_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("baseline_method_ids", sa.JSON(), nullable=True),
-        sa.Column("poll_interval", sa.Float(), nullable=False),
-        sa.Column("next_poll_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_polled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("polls", sa.Integer(), nullable=False),
         sa.Column("seen_request_state", sa.String(length=20), nullable=True),
         sa.Column("nudged_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("oath_failures", sa.Integer(), nullable=False),
