@@ -20,7 +20,7 @@ async def onboarding(n: Narrator) -> None:
     slack, company = n.stack.slack, n.company
     ada, grace, sam = company.ada, company.grace, company.sam
     channel = company.helpdesk_channel
-    n.chapter("3 · Ada asks for a Temporary Access Pass")
+    n.chapter("Ada asks for a Temporary Access Pass")
     await n.user_says(ada.slack_id, "I need to set up my security key")
     await n.until(lambda: slack.messages(channel), "the helpdesk card")
     n.note("The request appears in the private helpdesk channel, with the evidence and each check:")
@@ -30,7 +30,7 @@ async def onboarding(n: Narrator) -> None:
     n.show_latest(slack.dm_with(grace.slack_id) or "", "DM with Grace Hopper")
     await n.pause()
 
-    n.chapter("4 · The manager confirms, the helpdesk verifies and approves")
+    n.chapter("The manager confirms, the helpdesk verifies and approves")
     n.note("Grace clicks *Yes, I expect it*.")
     await slack.click(grace.slack_id, "manager_confirm")
     await n.until(
@@ -58,7 +58,7 @@ async def onboarding(n: Narrator) -> None:
     n.show_latest(channel, "#helpdesk-keys")
     await n.pause()
 
-    n.chapter("5 · Ada reveals her pass")
+    n.chapter("Ada reveals her pass")
     dm = slack.dm_with(ada.slack_id) or ""
     await n.until(lambda: "Reveal" in str(slack.messages(dm)[-1].blocks), "the Reveal button")
     n.note("Ada's DM changed in place. It holds no secret, so notifications can't leak one:")
@@ -75,11 +75,11 @@ async def onboarding(n: Narrator) -> None:
 
 
 async def first_conversation(n: Narrator) -> None:
-    n.chapter("1 · A new hire says hello")
+    n.chapter("A new hire says hello")
     n.note("Ada Lovelace joined Northwind this week. She has no security key yet and messages keydesk.")
     await n.user_says(n.company.ada.slack_id, "hi there")
     await n.open_home(n.company.ada.slack_id)
-    n.chapter("2 · Someone who already has a key")
+    n.chapter("Someone who already has a key")
     await n.open_home(n.company.morgan.slack_id)
 
 

@@ -26,7 +26,7 @@ async def lost_key_scenario(n: Narrator) -> None:
     channel = company.helpdesk_channel
     key = next(m for m in n.stack.graph.tenant.methods_of(morgan.entra_id) if m.kind == MethodKind.FIDO2)
 
-    n.chapter("6 · Morgan loses a security key")
+    n.chapter("Morgan loses a security key")
     n.note("Morgan Lee left a YubiKey on the train. Morgan types /lostkey in Slack.")
     await slack.slash(morgan.slack_id, "/lostkey")
     form = await n.until(
@@ -55,7 +55,7 @@ async def lost_key_scenario(n: Narrator) -> None:
     n.show_modal(morgan.slack_id, "Morgan's screen")
     await n.pause()
 
-    n.chapter("7 · The key is cut off, Morgan is signed out everywhere, everyone hears")
+    n.chapter("The key is cut off, Morgan is signed out everywhere, everyone hears")
     n.note(
         "Morgan presses *Remove now*. keydesk deletes the key in Entra, revokes the sessions and reads back."
     )
@@ -76,7 +76,7 @@ async def lost_key_scenario(n: Narrator) -> None:
     n.show_latest(channel, "#helpdesk-keys", text_contains="reported their key")
     await n.pause()
 
-    n.chapter("8 · Morgan asks for a new key")
+    n.chapter("Morgan asks for a new key")
     n.note("Morgan clicks *Get a new key*: a replacement pass request goes to the helpdesk for approval.")
     await slack.click(morgan.slack_id, Action.LOST_NEW_KEY)
     await n.until(

@@ -23,6 +23,7 @@ class Narrator:
         self.console = console
         self.fast = fast
         self._seen: dict[str, int] = {}
+        self._chapters = 0
         self.names = {
             p.slack_id: p.name
             for p in (company.ada, company.grace, company.sam, company.alex, company.morgan, company.lin)
@@ -33,7 +34,8 @@ class Narrator:
             await asyncio.sleep(seconds)
 
     def chapter(self, title: str) -> None:
-        self.console.print(Rule(f"[bold cyan]{title}"))
+        self._chapters += 1
+        self.console.print(Rule(f"[bold cyan]{self._chapters} · {title}"))
 
     def note(self, text: str) -> None:
         self.console.print(f"[italic dim]{text}[/]")

@@ -276,6 +276,7 @@ async def test_stolen_is_a_loud_alert_everyone_is_told_and_a_desk_pickup_is_reco
     [mail] = await eventually(lambda: stack.graph.tenant.sent_mail, "the notification mail")
     assert [r.address for r in mail.to] == [morgan.email]
     assert "If this wasn't you" in mail.body and "YubiKey 5 NFC" in mail.body
+    assert not mail.save_to_sent_items  # the shared mailbox doesn't keep copies of security mail
     assert "laptop or phone was taken" in view_text(result)
 
     dm = await wait_dm(slack, morgan.slack_id, "Pick one up at the desk")

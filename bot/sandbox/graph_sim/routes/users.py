@@ -80,8 +80,10 @@ def _recipients(raw: object, field: str) -> tuple[Recipient, ...]:
 
 def send_mail(ctx: Ctx) -> Reply:
     user = ctx.user()
-    body = ctx.json_object()
-    message: Any = body.get("message") or body.get("Message")
+    # OData action parameters match case-insensitively: "Message" and "message" are the same parameter.
+    raw = ctx.json_object()
+    body = {str(k).lower(): v for k, v in raw.items()}
+    message: Any = body.get("message")
     if not isinstance(message, dict):
         raise bad_request("Value cannot be null. Parameter name: Message", "ErrorInvalidParameter")
     if not user.mail:
@@ -106,9 +108,9 @@ def send_mail(ctx: Ctx) -> Reply:
             body=str(content.get("content") or ""),
             to=to,
             cc=_recipients(message.get("ccRecipients"), "ccRecipients"),
-            save_to_sent_items=body.get("saveToSentItems", True) is not False,
+            save_to_sent_items=body.get("savetosentitems", True) is not False,
             sent_at=ctx.now,
-            raw=body,
+            raw=raw,
         )
     )
     return Reply(202)
