@@ -28,11 +28,27 @@ def _settings() -> Settings | None:
         return None
 
 
+def _guide_problems(settings: Settings) -> list[str]:
+    """The setup guides are loaded (and checked) now, so a broken file stops startup, not a user's setup."""
+    from bot.domain.guides import GuideError, GuideLibrary, OrgProfile
+
+    org = OrgProfile(sign_in_url=settings.sign_in_url, support_contact=settings.support_contact)
+    try:
+        GuideLibrary.load(settings.guides_dir, org=org)
+    except GuideError as exc:
+        return [f"KEYDESK_GUIDES_DIR has an unusable guide: {exc}"]
+    return []
+
+
+def _problems(settings: Settings) -> list[str]:
+    return settings.problems_for_run() + _guide_problems(settings)
+
+
 def cmd_run(_args: argparse.Namespace) -> int:
     settings = _settings()
     if settings is None:
         return EXIT_CONFIG
-    problems = settings.problems_for_run()
+    problems = _problems(settings)
     if problems:
         return _fail(problems)
     from bot.server import serve
@@ -44,7 +60,7 @@ def cmd_check(_args: argparse.Namespace) -> int:
     settings = _settings()
     if settings is None:
         return EXIT_CONFIG
-    problems = settings.problems_for_run()
+    problems = _problems(settings)
     if problems:
         return _fail(problems)
     mode = (

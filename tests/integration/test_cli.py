@@ -89,6 +89,26 @@ def test_socket_mode_needs_no_signing_secret_and_check_passes(tmp_path: Path) ->
     assert "xoxb-1-2-3" not in result.stdout + result.stderr
 
 
+def test_a_broken_guide_stops_check_with_the_file_and_the_problem(tmp_path: Path) -> None:
+    guides = tmp_path / "guides"
+    guides.mkdir()
+    (guides / "local.yaml").write_text("extends: fido2\nextra_steps:\n  - id: label\n    after: nowhere\n")
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1-2-3",
+        "SLACK_APP_TOKEN": "xapp-1-2-3",
+        "KEYDESK_HELPDESK_CHANNEL": "C123",
+        "KEYDESK_APPROVER_GROUP_ID": "g1",
+        "AZURE_TENANT_ID": "t",
+        "AZURE_CLIENT_ID": "c",
+        "KEYDESK_GUIDES_DIR": str(guides),
+    }
+    result = keydesk("check", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "KEYDESK_GUIDES_DIR has an unusable guide" in result.stderr
+    assert "local.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("KEYDESK_HTTP_PORT=99999\n")
     result = keydesk("check", cwd=tmp_path)
