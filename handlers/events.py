@@ -14,4 +14,5 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any]) -> None:
         if event.get("tab") == "home":
-            await conversation.refresh_home(rt, event["user"])
+            async with rt.after_ack():
+                await conversation.refresh_home(rt, event["user"])

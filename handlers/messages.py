@@ -18,7 +18,8 @@ async def is_direct_message(event: dict[str, Any]) -> bool:
 def register(app: AsyncApp, rt: Runtime) -> None:
     @app.event("message", matchers=[is_direct_message])
     async def direct_message(event: dict[str, Any]) -> None:
-        await conversation.on_direct_message(rt, event["user"], clean(event.get("text"), 4000))
+        async with rt.after_ack():
+            await conversation.on_direct_message(rt, event["user"], clean(event.get("text"), 4000))
 
     @app.event("message")
     async def other_messages() -> None:

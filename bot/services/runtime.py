@@ -38,8 +38,9 @@ class Runtime:
     deadlines: Deadlines
     me: SlackIdentity = field(default_factory=SlackIdentity)
     # Work that follows an ack (Graph calls, rendering) runs a few at a time, so a burst of requests
-    # queues cheaply instead of starving the event loop that answers Slack's next requests.
-    work_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    # queues cheaply instead of starving the event loop that answers Slack's next requests. 4, not
+    # more: measured with bench/ack.py, 8 let a burst of 60 req/s push the p99 ack past 300 ms.
+    work_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
 
     @asynccontextmanager
     async def after_ack(self) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ EVENT_MEMORY = timedelta(days=1)
 
 async def first_delivery(rt: Runtime, event_id: str) -> bool:
     """True for the first delivery of an event across all replicas (retries share the event_id)."""
-    async with rt.db.session() as session:
+    async with rt.db.single_statement() as session:
         return await events_repo.claim_event(session, event_id[:128], rt.clock.now())
 
 

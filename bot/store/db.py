@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 READ_ONLY = "keydesk_read_only"
+SINGLE_STATEMENT = "keydesk_single_statement"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -73,8 +74,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Readers (WAL) never block anyone; writers take the lock up front so two never deadlock.
-            read_only = conn.get_execution_options().get(READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            options = conn.get_execution_options()
+            if options.get(SINGLE_STATEMENT, False):
+                return  # SQLite's own autocommit: the lock is held only while the one statement runs
+            conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
         return engine
     url, search_path = _pop_search_path(url)
@@ -106,6 +109,9 @@ class Database:
         self._readers = async_sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
+        self._single = async_sessionmaker(
+            self.engine.execution_options(**{SINGLE_STATEMENT: True}), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -120,6 +126,18 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only: on SQLite it does not wait for, or hold, the write lock."""
         async with self._readers() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncSession]:
+        """A session for ONE statement that is atomic on its own (an upsert, say).
+
+        On SQLite it runs outside BEGIN IMMEDIATE, so it holds the write lock for microseconds instead
+        of across several event-loop turns; hot paths (the event dedup before each ack) need that.
+        On PostgreSQL it is an ordinary transaction. More than one statement here would not be atomic
+        on SQLite: use `session()` for that.
+        """
+        async with self._single() as session, session.begin():
             yield session
 
     async def ping(self) -> None:
