@@ -42,6 +42,7 @@ class StructuredType:
     base: str | None
     abstract: bool
     properties: dict[str, PropertyDef]
+    open: bool = False  # OpenType="true": dynamic properties beyond the declared ones are allowed
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,14 @@ class GraphSchema:
                 )
         base = node.get("BaseType")
         self.types[qualified] = StructuredType(
-            qualified, self.resolve(base) if base else None, node.get("Abstract") == "true", props
+            qualified,
+            self.resolve(base) if base else None,
+            node.get("Abstract") == "true",
+            props,
+            # Entity types such as user are open only for directory extension attributes, which the
+            # simulator never serves: keep them strict. Open complex types (webauthn extension inputs)
+            # legitimately carry dynamic properties.
+            node.get("OpenType") == "true" and node.tag == f"{_EDM}ComplexType",
         )
 
     def resolve(self, name: str) -> str:
@@ -176,6 +184,8 @@ class GraphSchema:
                 return []
             return [f"{path}: unexpected property annotation {key}"]
         prop = props.get(key)
+        if prop is None and self.types[owner].open:
+            return []  # a dynamic property of an open type (webauthn extension inputs, for one)
         if prop is None:
             return [f"{path}: {owner} has no property '{key}'"]
         if item is None:

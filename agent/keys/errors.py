@@ -40,6 +40,7 @@ class Problem(StrEnum):
     EXTENSION_DROPPED = "extension_dropped"
     CREDENTIAL_NOT_FOUND = "credential_not_found"
     BAD_OPTIONS = "bad_options"
+    CHALLENGE_EXPIRED = "challenge_expired"
     CANCELLED = "cancelled"
     UNEXPECTED = "unexpected"
 
@@ -115,6 +116,10 @@ _SENTENCES: dict[Problem, str] = {
     ),
     Problem.CREDENTIAL_NOT_FOUND: "No passkey with that id is on this key.",
     Problem.BAD_OPTIONS: "The passkey request from Microsoft Entra could not be read.",
+    Problem.CHALLENGE_EXPIRED: (
+        "The passkey request from Microsoft Entra has expired, so the key was not touched. "
+        "Start the provisioning again to get a fresh one."
+    ),
     Problem.CANCELLED: "The operation was cancelled, or timed out, before the key answered.",
     Problem.UNEXPECTED: "The key answered with an error the agent does not know.",
 }

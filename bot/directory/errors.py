@@ -112,3 +112,29 @@ class TokenAssignedElsewhere(InvalidRequest):
     """Hardware OATH: the token is already assigned to another user."""
 
     default_message = "that hardware token is already assigned to someone else"
+
+
+class KeyModelNotAllowed(InvalidRequest):
+    """FIDO2: the tenant's passkey policy (AAGUID restrictions or attestation enforcement) refuses this
+    key model."""
+
+    default_message = "the authentication methods policy does not allow this security key model"
+
+
+class ChallengeInvalid(InvalidRequest):
+    """FIDO2: the registration's challenge expired, was already used, or was never issued for this user.
+    Get fresh creation options and create the passkey again."""
+
+    default_message = "the passkey challenge has expired or was already used"
+
+
+class AttestationRejected(InvalidRequest):
+    """FIDO2: Entra could not verify the key's registration (attestation, origin or RP id)."""
+
+    default_message = "Microsoft Entra could not verify the security key's registration"
+
+
+class KeyAlreadyRegistered(AlreadyExists):
+    """FIDO2: this credential (the passkey on this key) is already registered."""
+
+    default_message = "this passkey is already registered in Entra ID"

@@ -9,6 +9,8 @@ from bot.directory.types import (
     AuthMethod,
     DirectoryRole,
     DirectoryUser,
+    Fido2Attestation,
+    Fido2CreationOptions,
     Fido2Policy,
     IssuedTap,
     TapInfo,
@@ -60,6 +62,20 @@ class Directory(Protocol):
     async def delete_method(self, user_id: str, method: AuthMethod) -> bool:
         """Delete through the method's typed collection; False when already gone; the password method
         (and unknown kinds) raise InvalidRequest."""
+        ...
+
+    async def fido2_creation_options(
+        self, user_id: str, challenge_timeout_minutes: int | None = None
+    ) -> Fido2CreationOptions:
+        """Creation options for provisioning a key on the user's behalf: v1.0 (five-minute challenge)
+        when the timeout is unset or at most 5 minutes, beta for longer (up to 43200)."""
+        ...
+
+    async def register_fido2(
+        self, user_id: str, display_name: str, attestation: Fido2Attestation, *, api_version: str = "v1.0"
+    ) -> AuthMethod:
+        """Register the passkey a key created from those options (same `api_version` as the options).
+        KeyModelNotAllowed, ChallengeInvalid, AttestationRejected, KeyAlreadyRegistered say why not."""
         ...
 
     async def revoke_sessions(self, user_id: str) -> None:

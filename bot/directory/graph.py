@@ -18,10 +18,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
 from kiota_abstractions.request_adapter import RequestAdapter
 from kiota_abstractions.request_information import RequestInformation
 
-from bot.directory import mapping, wire
+from bot.directory import fido2, mapping, wire
 from bot.directory.clients import GraphClients, build_clients
 from bot.directory.credentials import build_credential
 from bot.directory.errors import DirectoryError, InvalidRequest, NotFound, Unavailable
@@ -32,6 +33,8 @@ from bot.directory.types import (
     AuthMethod,
     DirectoryRole,
     DirectoryUser,
+    Fido2Attestation,
+    Fido2CreationOptions,
     Fido2Policy,
     IssuedTap,
     MethodKind,
@@ -325,6 +328,89 @@ class GraphDirectory:
         except NotFound:
             return False
         return True
+
+    # --- FIDO2 provisioning on the user's behalf ------------------------------------------------
+    async def fido2_creation_options(
+        self, user_id: str, challenge_timeout_minutes: int | None = None
+    ) -> Fido2CreationOptions:
+        """WebAuthn creation options for a key to be provisioned for the user. Up to five minutes (or
+        unset): v1.0, whose challenge always lasts five minutes; longer: beta (5..43200 minutes)."""
+        fido2.check_minutes(challenge_timeout_minutes)
+        request: Request
+        if fido2.use_beta(challenge_timeout_minutes):
+            version, adapter = fido2.BETA, self._beta.request_adapter
+            request = self._beta_creation_options(user_id, challenge_timeout_minutes or 0)
+        else:
+            version, adapter = fido2.V1, self._v1.request_adapter
+            options_builder = self._user(user_id).authentication.fido2_methods.creation_options
+            request = options_builder.to_get_request_information
+        try:
+            options = await self._call(
+                "fido2_creation_options",
+                request,
+                partial(fido2.to_creation_options, version),
+                adapter=adapter,
+            )
+        except DirectoryError as err:
+            raise fido2.classify_fido2_error(err) from None
+        if options is None:
+            raise Unavailable(
+                "Graph answered without creation options",
+                code="noOptions",
+                operation="fido2_creation_options",
+            )
+        return options
+
+    def _beta_creation_options(self, user_id: str, minutes: int) -> Request:
+        """The beta SDK's builder for this call emits an undefined alias (graph.md §0.6): same path
+        parameters (the user id, encoded by the template), the function parameter written inline."""
+        builder = self._beta.users.by_user_id(path_segment(user_id)).authentication.fido2_methods
+        template = fido2.BETA_CREATION_OPTIONS_TEMPLATE.replace("{minutes}", str(int(minutes)))
+
+        def request() -> RequestInformation:
+            info = RequestInformation(Method.GET, template, dict(builder.path_parameters))
+            info.headers.try_add("Accept", wire.JSON)
+            return info
+
+        return request
+
+    async def register_fido2(
+        self,
+        user_id: str,
+        display_name: str,
+        attestation: Fido2Attestation,
+        *,
+        api_version: str = fido2.V1,
+    ) -> AuthMethod:
+        """Register a passkey created on a key (raw POST: neither SDK has fido2Methods.post). Retried
+        only on 429; after a 5xx or a timeout the challenge may be spent and the method may exist:
+        Unavailable, and the caller reconciles with `list_methods`."""
+        segment = path_segment(user_id)
+        if api_version == fido2.BETA:
+            builder: Any = self._beta.users.by_user_id(segment).authentication.fido2_methods
+            adapter = self._beta.request_adapter
+        else:
+            builder, adapter = self._user(user_id).authentication.fido2_methods, self._v1.request_adapter
+        body = {
+            "@odata.type": fido2.FIDO2_ODATA_TYPE,
+            "displayName": display_name,
+            "publicKeyCredential": attestation.public_key_credential(),
+        }
+        try:
+            method = await self._call(
+                "register_fido2",
+                partial(wire.post, builder, body),
+                mapping.to_method,
+                adapter=adapter,
+                idempotent=False,
+            )
+        except DirectoryError as err:
+            raise fido2.classify_fido2_error(err) from None
+        if method is None or not method.id:
+            raise Unavailable(
+                "Graph answered without the new method", code="noMethod", operation="register_fido2"
+            )
+        return method
 
     async def revoke_sessions(self, user_id: str) -> None:
         builder = self._user(user_id).revoke_sign_in_sessions

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
 
 from bot.secret import Secret
 
@@ -146,3 +149,77 @@ class Fido2Policy:
             return True
         listed = aaguid is not None and aaguid.lower() in {a.lower() for a in self.aaguids}
         return listed if self.enforcement_type == "allow" else not listed
+
+
+@dataclass(frozen=True, slots=True)
+class Fido2CreationOptions:
+    """Entra's `webauthnCredentialCreationOptions` for one user: the WebAuthn `publicKey` options exactly
+    as Graph returned them (camelCase JSON, binary values as Graph encoded them), the moment the
+    challenge stops being accepted, and the API version that issued it (register through the same)."""
+
+    public_key: Mapping[str, Any]
+    challenge_expires: datetime | None
+    api_version: str  # "v1.0" or "beta"
+
+    @property
+    def rp_id(self) -> str:
+        return str(self.public_key.get("rp", {}).get("id") or "")
+
+    @property
+    def user_name(self) -> str | None:
+        name = self.public_key.get("user", {}).get("name")
+        return name if isinstance(name, str) else None
+
+    def as_json(self) -> dict[str, Any]:
+        """The options as Graph shapes them, to hand to the desk agent unchanged."""
+        return {
+            "challengeTimeoutDateTime": (
+                self.challenge_expires.isoformat().replace("+00:00", "Z") if self.challenge_expires else None
+            ),
+            "publicKey": _plain(self.public_key),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Fido2Attestation:
+    """What the key produced, as Graph's `publicKeyCredential` wants it (all binary as base64url)."""
+
+    credential_id: str
+    client_data_json: str
+    attestation_object: str
+    client_extension_results: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_public_key_credential(cls, data: Mapping[str, Any]) -> Fido2Attestation:
+        """From the agent's JSON (`{"id", "response": {"clientDataJSON", "attestationObject"}, ...}`);
+        ValueError when a part is missing."""
+        response = data.get("response")
+        if not isinstance(response, Mapping):
+            raise ValueError("publicKeyCredential has no response")
+        parts = (data.get("id"), response.get("clientDataJSON"), response.get("attestationObject"))
+        if not all(isinstance(p, str) and p for p in parts):
+            raise ValueError("publicKeyCredential lacks id, clientDataJSON or attestationObject")
+        extensions = data.get("clientExtensionResults") or {}
+        if not isinstance(extensions, Mapping):
+            raise ValueError("clientExtensionResults is not an object")
+        cred_id, client_data, attestation = (str(p) for p in parts)
+        return cls(cred_id, client_data, attestation, MappingProxyType(dict(extensions)))
+
+    def public_key_credential(self) -> dict[str, Any]:
+        return {
+            "id": self.credential_id,
+            "response": {
+                "clientDataJSON": self.client_data_json,
+                "attestationObject": self.attestation_object,
+            },
+            "clientExtensionResults": dict(self.client_extension_results),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready deep copy (mappings become dicts)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -85,7 +85,13 @@ async def test_error_envelope_echoes_client_request_id(world: World) -> None:
             405,
             "Request_BadRequest",
         ),
-        ("POST", "/v1.0/users/{ada}/authentication/fido2Methods", 405, "Request_BadRequest"),
+        # POST fido2Methods is served now (provisioning on behalf); Windows Hello cannot be created.
+        (
+            "POST",
+            "/v1.0/users/{ada}/authentication/windowsHelloForBusinessMethods",
+            405,
+            "Request_BadRequest",
+        ),
         ("DELETE", "/v1.0/users/{ada}", 405, "Request_BadRequest"),
         ("GET", "/v1.0/users/{ada}/authentication/fido2Methods/nope", 404, "itemNotFound"),
         (

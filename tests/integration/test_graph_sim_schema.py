@@ -11,6 +11,9 @@ import httpx
 import pytest
 from graph_schema import assert_matches_schema, load_schema, schema_errors
 
+from agent.keys.secret import Pin
+from agent.provision import provision
+from agent.softkey import SoftAuthenticator, SoftCtapDevice, root_certificate_pem, soft_key_model
 from bot.clock import FrozenClock
 from bot.sandbox.graph_sim import GraphSimulator
 from bot.sandbox.graph_sim.sample import SampleIds, seed_sample
@@ -196,6 +199,30 @@ async def walk_writes(world: World, v: str) -> None:
     }
     checked = await http.post(f"/{v}/users/{ids.ada}/checkMemberGroups", json={"groupIds": [ids.platform]})
     assert checked.json()["value"] == [ids.platform]
+    await walk_passkey_provisioning(world, v)
+
+
+async def walk_passkey_provisioning(world: World, v: str) -> None:
+    """creationOptions (every form the version accepts) and a registration made by the soft key."""
+    fido2 = f"/{v}/users/{world.ids.bob}/authentication/fido2Methods"
+    forms = ["creationOptions()", "creationOptions"]
+    if v == "beta":
+        forms += [
+            "creationOptions(challengeTimeoutInMinutes=60)",
+            "creationOptions?challengeTimeoutInMinutes=60",
+        ]
+    for form in forms:
+        answer = await get_json(world, f"{fido2}/{form}")
+        options = answer["value"] if v == "beta" else answer  # beta: wrapped, as its documentation shows
+        assert_matches_schema(options, "webauthnCredentialCreationOptions")
+    device = SoftCtapDevice(SoftAuthenticator())
+    world.sim.tenant.trust_key_model(soft_key_model().aaguid, "keydesk soft key", root_certificate_pem())
+    made = provision(device, options, Pin("48291537"), now=world.sim.clock.now)
+    created = await world.http.post(
+        fido2, json={"displayName": "Desk key", "publicKeyCredential": made.public_key_credential()}
+    )
+    assert created.status_code == 201, created.text
+    assert_matches_schema(created.json(), "fido2AuthenticationMethod")
 
 
 async def walk_beta_writes(world: World) -> None:

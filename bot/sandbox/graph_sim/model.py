@@ -100,7 +100,7 @@ class Fido2Method:
     user_id: str
     display_name: str
     aaguid: str
-    model: str
+    model: str | None
     created: datetime
     attestation_level: str = "attested"
     passkey_type: str = "deviceBound"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from bot.clock import Clock, SystemClock
 
-from .oath import OathState
+from .passkeys import PasskeyState
 
 
-class Tenant(OathState):
+class Tenant(PasskeyState):
     """Seed it from tests and the demo; the HTTP routes read and change it like Graph would."""
 
     def __init__(self, clock: Clock | None = None) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..router import Router
-from . import membership, methods, oath, policies, users
+from . import membership, methods, oath, passkeys, policies, users
 
 
 def build_router() -> Router:
     router = Router()
-    for module in (users, membership, methods, oath, policies):
+    # passkeys before methods: its creationOptions paths would otherwise match {kind}/{method}
+    for module in (users, membership, passkeys, methods, oath, policies):
         module.register(router)
     return router
