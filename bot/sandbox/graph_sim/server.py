@@ -21,6 +21,7 @@ from .recording import RecordedRequest
 from .router import BETA, V1, Ctx, Reply
 from .routes import build_router
 from .tenant import Tenant
+from .throttle import Throttle
 
 JSON_CONTENT_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -55,6 +56,7 @@ class GraphSimulator:
         self.base_url = ""
         self._faults = FaultBook()
         self._latency = 0.0
+        self.throttle: Throttle | None = None  # rate throttling (bench/reveal.py); None: off
         self._router = build_router()
         self._runner: web.AppRunner | None = None
 
@@ -132,6 +134,15 @@ class GraphSimulator:
             await asyncio.sleep(self._latency)
         auth_error = self._auth_error(ctx.headers)
         fault = None if auth_error else self._faults.take(ctx.method, ctx.path)  # 401s use up no fault
+        if (
+            fault is None
+            and auth_error is None
+            and self.throttle
+            and self.throttle.matches(ctx.method, ctx.path)
+        ):
+            wait = self.throttle.take()
+            if wait is not None:
+                fault = Fault(status=429, retry_after=wait, code="TooManyRequests")
         if fault is not None and fault.latency:
             await asyncio.sleep(fault.latency)
         reply = self._respond(ctx, body_error, fault, auth_error)
