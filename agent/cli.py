@@ -1,7 +1,7 @@
 """`keydesk-agent`: the desk agent's command line.
 
 `inspect` and `reset` work offline against the key on the desk (or the soft key with `--soft`).
-`pair` and `run` arrive with the server link; `status` says whether this agent is paired.
+`pair` registers this desk with a keydesk server, `run` serves its jobs, `status` shows the pairing.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,13 +34,14 @@ from agent.keys.metadata import ModelCatalog
 from agent.keys.reset import ResetPrompts, ResetTiming, reset_key
 from agent.keys.secret import Pin
 from agent.keys.timing import SystemTimer, Timer
+from agent.link import AgentHome, AgentLink, LinkError, LinkStopped, default_home
+from agent.link import pair as pair_with_server
 from agent.softkey import SoftAuthenticator, SoftHands, SoftKeySource, Transport, soft_key_model
 from agent.softkey.demo import prepare_for_pickup
 
-NOT_PAIRED = "This desk agent is not paired with a keydesk server yet."
-LATER = (
-    "Pairing comes with the server link, a later step that is not in this version. "
-    "Until then the offline commands work: keydesk-agent inspect, keydesk-agent reset."
+NOT_PAIRED = (
+    "This desk agent is not paired with a keydesk server yet. Ask an approver for a code "
+    "(/keydesk desk pair in Slack), then run: keydesk-agent pair --server URL --code CODE"
 )
 CONFIRM_WORD = "RESET"
 
@@ -86,12 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     reset = sub.add_parser("reset", help="factory-reset the key: erases every passkey and the PIN")
     _soft_flags(reset)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    sub.add_parser("status", help="show whether this agent is paired")
-    pair = sub.add_parser("pair", help="pair with a keydesk server (comes with the server link)")
-    pair.add_argument("--server", help="the keydesk server URL")
-    pair.add_argument("--code", help="the pairing code an approver got in Slack")
-    sub.add_parser("run", help="serve jobs from the paired server (comes with the server link)")
+    status = sub.add_parser("status", help="show whether this agent is paired")
+    _home_flag(status)
+    pair = sub.add_parser("pair", help="pair with a keydesk server using an approver's one-time code")
+    pair.add_argument(
+        "--server", required=True, help="the keydesk server URL, e.g. https://keydesk.example.com"
+    )
+    pair.add_argument("--code", required=True, help="the pairing code an approver got in Slack")
+    pair.add_argument("--name", default=None, help="this desk's name in Slack (default: the computer's name)")
+    _home_flag(pair)
+    run = sub.add_parser("run", help="serve jobs from the paired server until stopped (Ctrl+C)")
+    _soft_flags(run)
+    _home_flag(run)
+    run.add_argument("--once", action="store_true", help="ask for one job, serve it, and stop")
     return parser
+
+
+def _home_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="config directory (default: $KEYDESK_AGENT_HOME or ~/.config/keydesk-agent)",
+    )
 
 
 def _soft_flags(parser: argparse.ArgumentParser) -> None:
@@ -114,13 +133,16 @@ def main(argv: Sequence[str] | None = None, desk: Desk | None = None) -> int:
             return _inspect(args, desk)
         if args.command == "reset":
             return _reset(args, desk)
-        if args.command in ("pair", "run"):
-            console.print(LATER)
-            return 2
-        console.print(f"{NOT_PAIRED} {LATER}")
-        return 0
+        if args.command == "pair":
+            return _pair(args, desk)
+        if args.command == "run":
+            return _run(args, desk)
+        return _status(args, desk)
     except KeyOperationError as exc:
         console.print(f"[bold red]✗[/] {exc.sentence}", highlight=False)
+        return 1
+    except LinkError as exc:
+        console.print(f"[bold red]✗[/] {exc}", highlight=False)
         return 1
     except UsageError as exc:
         console.print(f"[bold red]✗[/] {exc}", highlight=False)
@@ -317,6 +339,81 @@ def _reset(args: argparse.Namespace, desk: Desk) -> int:
         f"(reset {outcome.seconds_after_insert:.1f} s after it was plugged back in).",
         highlight=False,
     )
+    return 0
+
+
+# -- the server link -------------------------------------------------------------------------
+
+
+def _home(args: argparse.Namespace) -> AgentHome:
+    return AgentHome(args.home or default_home())
+
+
+def _status(args: argparse.Namespace, desk: Desk) -> int:
+    pairing = _home(args).pairing()
+    if pairing is None:
+        desk.console.print(NOT_PAIRED, highlight=False)
+        return 0
+    desk.console.print(
+        f"Paired as [bold]{pairing.name}[/] with {pairing.server} (agent {pairing.agent_id}).\n"
+        f"Server key fingerprint: {pairing.server_fingerprint}",
+        highlight=False,
+    )
+    return 0
+
+
+def _pair(args: argparse.Namespace, desk: Desk) -> int:
+    home = _home(args)
+    name = args.name or socket.gethostname().split(".")[0]
+    pairing = pair_with_server(args.server, args.code, name, home)
+    key_print = protocol_fingerprint(home)
+    desk.console.print(
+        f"[bold green]✓[/] Paired as [bold]{pairing.name}[/] with {pairing.server}.\n"
+        f"This desk's key fingerprint: {key_print} (the card in the helpdesk channel shows the same).\n"
+        f"Server key pinned: {pairing.server_fingerprint}. Keys are in {home.path} (readable only by you).",
+        highlight=False,
+    )
+    if pairing.state != "active":
+        desk.console.print(
+            "A second approver must now confirm this desk in the helpdesk channel; until then it gets no jobs. "
+            "Start it with: keydesk-agent run",
+            highlight=False,
+        )
+    return 0
+
+
+def protocol_fingerprint(home: AgentHome) -> str:
+    from agent import protocol
+
+    return protocol.fingerprint(protocol.public_key_text(home.key()))
+
+
+def build_link(args: argparse.Namespace, desk: Desk) -> AgentLink:
+    from agent.jobs import registry
+
+    source, catalog, soft_key = _source(args, desk)
+    prompts: ResetPrompts = ConsolePrompts(desk.console)
+    if soft_key is not None:
+        prompts = SoftHands(soft_key, prompts, timer=desk.timer, pause_s=desk.soft_pause_s)
+    facts = (lambda: None) if args.soft else desk.facts
+    handlers = registry(source, catalog, report_json, prompts, desk.timer, facts)
+    return AgentLink(_home(args), handlers, say=lambda text: desk.console.print(text, highlight=False))
+
+
+def _run(args: argparse.Namespace, desk: Desk) -> int:
+    link = build_link(args, desk)
+    desk.console.print(
+        f"Serving jobs for desk [bold]{link.pairing.name}[/] from {link.pairing.server}. Ctrl+C stops.",
+        highlight=False,
+    )
+    try:
+        if args.once:
+            link.poll_once()
+        else:
+            link.run()
+    except LinkStopped as exc:
+        desk.console.print(f"[bold red]✗[/] The server refused this desk: {exc}", highlight=False)
+        return 1
     return 0
 
 

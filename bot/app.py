@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.agent_api import add_agent_routes
 from bot.audit import AuditLog
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -139,6 +140,7 @@ class Keydesk:
             app.router.add_post(SLACK_PATH, self.handle_slack)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
+        add_agent_routes(app, self.rt)  # desk agents call in over HTTP in Socket Mode too
         return app
 
 

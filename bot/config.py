@@ -282,6 +282,41 @@ class Settings(BaseSettings):
         description="a folder of guide YAML files that override or extend the shipped guides",
     )
 
+    # --- Desk agents -------------------------------------------------------------------------
+    agent_signing_key_file: Path = Field(
+        default=Path("keydesk-agent-link.key"),
+        validation_alias=_env("KEYDESK_AGENT_SIGNING_KEY_FILE"),
+        description="the file holding the server's Ed25519 key that signs jobs for desk agents; created "
+        "(owner-only) on first use; every replica must read the same file",
+    )
+    agent_pairing_needs_second_approver: bool = Field(
+        default=True,
+        validation_alias=_env("KEYDESK_AGENT_PAIRING_NEEDS_SECOND_APPROVER"),
+        description="true: a newly paired desk agent gets no jobs until a second approver confirms it",
+    )
+    agent_long_poll_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        le=60,
+        validation_alias=_env("KEYDESK_AGENT_LONG_POLL_SECONDS"),
+        description="how long a desk agent's request for work is held open when there is none, in seconds",
+    )
+    provisioning_challenge_minutes: int = Field(
+        default=5,
+        ge=5,
+        le=43200,
+        validation_alias=_env("KEYDESK_PROVISIONING_CHALLENGE_MINUTES"),
+        description="how long Entra accepts the challenge of a key being provisioned at a desk, in "
+        "minutes: 5 uses Graph v1.0; longer (up to 43200) uses the beta endpoint",
+    )
+    agent_job_ttl_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=300,
+        validation_alias=_env("KEYDESK_AGENT_JOB_TTL_SECONDS"),
+        description="seconds a desk job stays valid, from queueing to the agent's answer (30-300)",
+    )
+
     @field_validator(
         "verification_methods", "strong_verification_methods", "excluded_group_ids", mode="before"
     )

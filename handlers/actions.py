@@ -26,22 +26,26 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action(Action.OPEN_HOME.value)
     async def open_home(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await conversation.refresh_home(rt, _user(body))
+        async with rt.after_ack():
+            await conversation.refresh_home(rt, _user(body))
 
     @app.action(Action.START_SETUP.value)
     async def start_setup(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await onboarding.request_pass(rt, _user(body))
+        async with rt.after_ack():
+            await onboarding.request_pass(rt, _user(body))
 
     @app.action(Action.TAP_ASK_AGAIN.value)
     async def ask_again(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await onboarding.request_pass(rt, _user(body))
+        async with rt.after_ack():
+            await onboarding.request_pass(rt, _user(body))
 
     @app.action(Action.ASK_HELP.value)
     async def ask_help(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await conversation.ask_for_help(rt, _user(body))
+        async with rt.after_ack():
+            await conversation.ask_for_help(rt, _user(body))
 
     @app.action(Action.REPORT_LOST.value)
     async def report_lost(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -87,27 +91,32 @@ def register(app: AsyncApp, rt: Runtime) -> None:
     @app.action(Action.TAP_TARGET_CONFIRM.value)
     async def target_confirm(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await onboarding.target_answers(rt, _value(body), _user(body), confirmed=True)
+        async with rt.after_ack():
+            await onboarding.target_answers(rt, _value(body), _user(body), confirmed=True)
 
     @app.action(Action.TAP_TARGET_DECLINE.value)
     async def target_decline(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await onboarding.target_answers(rt, _value(body), _user(body), confirmed=False)
+        async with rt.after_ack():
+            await onboarding.target_answers(rt, _value(body), _user(body), confirmed=False)
 
     @app.action(Action.MANAGER_CONFIRM.value)
     async def manager_confirm(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        reply = await manager.answer(rt, _value(body), _user(body), expected=True)
-        await tap_common.tell(rt, _user(body), reply)
+        async with rt.after_ack():
+            reply = await manager.answer(rt, _value(body), _user(body), expected=True)
+            await tap_common.tell(rt, _user(body), reply)
 
     @app.action(Action.MANAGER_REJECT.value)
     async def manager_reject(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        reply = await manager.answer(rt, _value(body), _user(body), expected=False)
-        await tap_common.tell(rt, _user(body), reply)
+        async with rt.after_ack():
+            reply = await manager.answer(rt, _value(body), _user(body), expected=False)
+            await tap_common.tell(rt, _user(body), reply)
 
     @app.action(Action.MANAGER_LOOKS_WRONG.value)
     async def looks_wrong(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        reply = await manager.looks_wrong(rt, _value(body), _user(body))
-        await tap_common.tell(rt, _user(body), reply)
+        async with rt.after_ack():
+            reply = await manager.looks_wrong(rt, _value(body), _user(body))
+            await tap_common.tell(rt, _user(body), reply)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.deadlines import Deadline, RetryLater
 from bot.directory import Throttled, Unavailable
-from bot.services import approvals, delivery, lost_key, onboarding, registration
+from bot.services import approvals, delivery, desk_inventory, desk_link, lost_key, onboarding, registration
 from bot.services.runtime import Runtime
 
 
@@ -31,3 +31,5 @@ def register_deadline_handlers(rt: Runtime) -> None:
     rt.deadlines.register(delivery.PASS_EXPIRY_DEADLINE, _per_request(rt, delivery.expire_pass))
     lost_key.register_lost_key_deadlines(rt)
     registration.register_registration_deadlines(rt)
+    desk_link.register_deadlines(rt)
+    desk_inventory.register_result_handlers()

@@ -32,6 +32,9 @@ class Action(StrEnum):
     WIZARD_OATH = "wizard_oath"
     STUCK_TAKE = "stuck_take"
     STUCK_RELEASE = "stuck_release"
+    # Desk agents (issue #6)
+    DESK_AGENT_CONFIRM = "desk_agent_confirm"
+    DESK_AGENT_REJECT = "desk_agent_reject"
 
 
 class ViewId(StrEnum):

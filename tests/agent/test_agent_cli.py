@@ -1,4 +1,4 @@
-"""`keydesk-agent` as a technician uses it: inspect, reset, status, and the not-yet-there pair/run."""
+"""`keydesk-agent` as a technician uses it: inspect, reset, status, pair/run without a server."""
 
 from __future__ import annotations
 
@@ -62,19 +62,25 @@ class Screen:
         return self.buffer.getvalue()
 
 
-def test_status_says_not_paired() -> None:
+def test_status_says_not_paired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYDESK_AGENT_HOME", str(tmp_path / "home"))
     screen = Screen()
     assert screen.run("status") == 0
     assert "not paired" in screen.text
 
 
-@pytest.mark.parametrize(
-    "argv", [["pair", "--server", "https://keydesk.example", "--code", "K7Q-9XD"], ["run"]]
-)
-def test_pair_and_run_come_later(argv: list[str]) -> None:
+def test_run_before_pairing_says_what_to_do(tmp_path: Path) -> None:
     screen = Screen()
-    assert screen.run(*argv) == 2
-    assert "comes with the server link" in screen.text
+    assert screen.run("run", "--soft", "--home", str(tmp_path)) == 1
+    assert "not paired yet: run keydesk-agent pair first" in screen.text
+
+
+def test_pair_with_an_unreachable_server_says_so(tmp_path: Path) -> None:
+    screen = Screen()
+    argv = ["pair", "--server", "http://127.0.0.1:9", "--code", "K7Q-9XD", "--home", str(tmp_path)]
+    assert screen.run(*argv) == 1
+    assert "Could not reach http://127.0.0.1:9" in screen.text
+    assert not (tmp_path / "agent.key").exists()
 
 
 def test_inspect_the_soft_key() -> None:

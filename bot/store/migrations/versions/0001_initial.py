@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: None
-Create Date: 2026-12-05 09:06:36.374938
+Create Date: 2026-12-05 10:16:20.013704
 """
 
 from __future__ import annotations
@@ -65,6 +65,50 @@ def upgrade() -> None:
         batch_op.create_index("ix_deadlines_state_due_at", ["state", "due_at"], unique=False)
 
     op.create_table(
+        "desk_agents",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("public_key", sa.String(length=64), nullable=False),
+        sa.Column("state", sa.String(length=24), nullable=False),
+        sa.Column("code_issued_by_slack_id", sa.String(length=32), nullable=False),
+        sa.Column("confirmed_by_slack_id", sa.String(length=32), nullable=True),
+        sa.Column("revoked_by_slack_id", sa.String(length=32), nullable=True),
+        sa.Column("paired_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("card_channel", sa.String(length=32), nullable=True),
+        sa.Column("card_ts", sa.String(length=32), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_desk_agents")),
+        sa.UniqueConstraint("name", name=op.f("uq_desk_agents_name")),
+        sa.UniqueConstraint("public_key", name=op.f("uq_desk_agents_public_key")),
+    )
+    with op.batch_alter_table("desk_agents", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_desk_agents_state"), ["state"], unique=False)
+
+    op.create_table(
+        "desk_pairing_codes",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("issued_by_slack_id", sa.String(length=32), nullable=False),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("agent_id", sa.String(length=36), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_desk_pairing_codes")),
+        sa.UniqueConstraint("code_hash", name=op.f("uq_desk_pairing_codes_code_hash")),
+    )
+    op.create_table(
+        "desk_seen_nonces",
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("agent_id", sa.String(length=36), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("nonce", name=op.f("pk_desk_seen_nonces")),
+    )
+    with op.batch_alter_table("desk_seen_nonces", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_desk_seen_nonces_expires_at"), ["expires_at"], unique=False)
+
+    op.create_table(
         "identity_links",
         sa.Column("slack_user_id", sa.String(length=32), nullable=False),
         sa.Column("slack_team_id", sa.String(length=32), nullable=False),
@@ -76,6 +120,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("slack_user_id", name=op.f("pk_identity_links")),
         sa.UniqueConstraint("entra_object_id", name=op.f("uq_identity_links_entra_object_id")),
     )
+    op.create_table(
+        "key_inventory",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("serial", sa.String(length=128), nullable=True),
+        sa.Column("aaguid", sa.String(length=36), nullable=False),
+        sa.Column("model", sa.String(length=200), nullable=True),
+        sa.Column("firmware", sa.String(length=64), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("user_entra_id", sa.String(length=64), nullable=True),
+        sa.Column("entra_method_id", sa.String(length=200), nullable=True),
+        sa.Column("desk_agent_id", sa.String(length=36), nullable=True),
+        sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_key_inventory")),
+        sa.UniqueConstraint("aaguid", "serial", name="model_serial"),
+    )
+    with op.batch_alter_table("key_inventory", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_key_inventory_serial"), ["serial"], unique=False)
+
     op.create_table(
         "lost_reports",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -185,6 +248,46 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "desk_jobs",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("agent_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("target_entra_id", sa.String(length=64), nullable=True),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("requested_by_slack_id", sa.String(length=32), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["desk_agents.id"], name=op.f("fk_desk_jobs_agent_id_desk_agents")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_desk_jobs")),
+    )
+    with op.batch_alter_table("desk_jobs", schema=None) as batch_op:
+        batch_op.create_index("ix_desk_jobs_agent_state", ["agent_id", "state"], unique=False)
+
+    op.create_table(
+        "key_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("key_id", sa.String(length=36), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("actor", sa.String(length=128), nullable=False),
+        sa.Column("desk_agent_id", sa.String(length=36), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["key_id"], ["key_inventory.id"], name=op.f("fk_key_events_key_id_key_inventory")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_key_events")),
+    )
+    with op.batch_alter_table("key_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_key_events_key_id"), ["key_id"], unique=False)
+
+    op.create_table(
         "tap_issuances",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("request_id", sa.String(length=36), nullable=False),
@@ -270,6 +373,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tap_issuances_approver_slack_id"))
 
     op.drop_table("tap_issuances")
+    with op.batch_alter_table("key_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_key_events_key_id"))
+
+    op.drop_table("key_events")
+    with op.batch_alter_table("desk_jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_desk_jobs_agent_state")
+
+    op.drop_table("desk_jobs")
     with op.batch_alter_table("tap_requests", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_tap_requests_open_target",
@@ -297,7 +408,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_lost_reports_created_at"))
 
     op.drop_table("lost_reports")
+    with op.batch_alter_table("key_inventory", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_key_inventory_serial"))
+
+    op.drop_table("key_inventory")
     op.drop_table("identity_links")
+    with op.batch_alter_table("desk_seen_nonces", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_desk_seen_nonces_expires_at"))
+
+    op.drop_table("desk_seen_nonces")
+    op.drop_table("desk_pairing_codes")
+    with op.batch_alter_table("desk_agents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_desk_agents_state"))
+
+    op.drop_table("desk_agents")
     with op.batch_alter_table("deadlines", schema=None) as batch_op:
         batch_op.drop_index("ix_deadlines_state_due_at")
 

@@ -1,0 +1,41 @@
+"""What the desk-agent services share: refusals that are audited and, when suspicious, alerted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.services import tap_common
+from bot.services.runtime import Runtime
+
+
+@dataclass
+class LinkRefused(Exception):
+    """An agent's request refused: `status` for HTTP, `reason` for audit, `message` for the agent's user."""
+
+    status: int
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+async def refuse(
+    rt: Runtime,
+    action: str,
+    *,
+    actor: str,
+    target: str | None,
+    status: int,
+    reason: str,
+    message: str,
+    alert: str | None = None,
+    details: dict[str, object] | None = None,
+) -> LinkRefused:
+    """Audit the refusal, raise the alert if any, and return the exception for the caller to raise."""
+    await rt.audit.record(
+        action, actor=actor, target=target, outcome="refused", details={"reason": reason, **(details or {})}
+    )
+    if alert:
+        await tap_common.alert(rt, alert, loud=True)
+    return LinkRefused(status, reason, message)
