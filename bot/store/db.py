@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from sqlalchemy.types import TypeDecorator
 
 READ_ONLY = "keydesk_read_only"
 SINGLE_STATEMENT = "keydesk_single_statement"
+WAL_SWITCH_ATTEMPTS = 20
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -53,6 +56,25 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a SQLite file to WAL (persistent, so only the first connection of a new file does it).
+
+    Changing the journal mode ignores busy_timeout: a replica that connects while another one holds
+    the write lock (say, migrating the brand-new file) gets "database is locked" at once, so retry.
+    """
+    for attempt in range(WAL_SWITCH_ATTEMPTS):
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0] == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_SWITCH_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.01 * 2**attempt, 0.5))
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine tuned per backend: SQLite gets WAL, a busy timeout and enforced foreign keys."""
     if is_sqlite(url):
@@ -66,7 +88,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
             if ":memory:" not in url:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
