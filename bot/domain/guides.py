@@ -669,7 +669,7 @@ class GuideLibrary:
 
     def render(self, guide_id: str, context: Mapping[str, str | int] | None = None) -> Guide:
         """The guide with placeholders filled: the org profile's values, overridden by `context`
-        (per-user values such as the tenant's pin_min_length or the pass's tap_expiry)."""
+        (per-user values such as the pass's tap_expiry)."""
         guide = self.get(guide_id)
         values = self.org.values()
         for key, value in (context or {}).items():
