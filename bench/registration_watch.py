@@ -9,7 +9,7 @@ deadlines are pumped (the pump period is therefore 1 s). Every person has a reve
 a fifth of them keep clicking Done now and then (each click brings a look forward); `--registrations`
 of them register a key in the "browser" (the Graph simulator) at random times.
 
-Stated in bot/services/registration.py, checked here in the same run (exit status 1 if either fails):
+Stated in bot/services/registration/__init__.py, checked here in the same run (exit status 1 if either fails):
 - budget: at most POLL_BUDGET_PER_MINUTE method-list calls to Graph in any 60 simulated seconds (the
   count includes App Home refreshes after completions, so it is the feature's whole read load);
 - bound: every registration noticed within detection_bound(users, pump) seconds.
