@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from agent.jobs import PinPrompt, PinQuestion
 from agent.keys.devices import (
     HidKeySource,
     HostFacts,
@@ -92,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     _home_flag(status)
     pair = sub.add_parser("pair", help="pair with a keydesk server using an approver's one-time code")
     pair.add_argument(
-        "--server", required=True, help="the keydesk server URL, e.g. https://keydesk.example.com"
+        "--server",
+        required=True,
+        help="the keydesk server URL, e.g. https://keydesk.example.com (https; http only to this machine)",
     )
     pair.add_argument("--code", required=True, help="the pairing code an approver got in Slack")
     pair.add_argument("--name", default=None, help="this desk's name in Slack (default: the computer's name)")
@@ -396,8 +399,42 @@ def build_link(args: argparse.Namespace, desk: Desk) -> AgentLink:
     if soft_key is not None:
         prompts = SoftHands(soft_key, prompts, timer=desk.timer, pause_s=desk.soft_pause_s)
     facts = (lambda: None) if args.soft else desk.facts
-    handlers = registry(source, catalog, report_json, prompts, desk.timer, facts)
-    return AgentLink(_home(args), handlers, say=lambda text: desk.console.print(text, highlight=False))
+    say = lambda text: desk.console.print(text, highlight=False)  # noqa: E731
+    handlers = registry(
+        source, catalog, report_json, prompts, desk.timer, facts, ask_pin=pin_prompt(desk), say=say
+    )
+    return AgentLink(_home(args), handlers, say=say)
+
+
+PIN_TRIES = 3
+
+
+def pin_prompt(desk: Desk) -> PinPrompt:
+    """The at-desk PIN: the person types it twice on this screen (hidden); nothing is echoed or logged."""
+
+    def ask(question: PinQuestion) -> Pin | None:
+        desk.console.print(
+            f"[bold]{question.person}[/], choose the PIN for your new security key: "
+            f"{question.min_length} to {question.max_length} characters. You'll be asked to change it "
+            "the first time you use the key. Leave it empty to cancel.",
+            highlight=False,
+        )
+        for _ in range(PIN_TRIES):
+            first = desk.read_secret("New PIN: ")
+            if not first:
+                return None
+            if not question.min_length <= len(first) <= question.max_length:
+                desk.console.print(
+                    f"The PIN must be {question.min_length} to {question.max_length} characters."
+                )
+                continue
+            if desk.read_secret("Type the same PIN again: ") != first:
+                desk.console.print("The two PINs differ. Once more.")
+                continue
+            return Pin(first)
+        return None
+
+    return ask
 
 
 def _run(args: argparse.Namespace, desk: Desk) -> int:

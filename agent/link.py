@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,6 +43,71 @@ class LinkStopped(LinkError):
 
 class LinkPending(LinkError):
     """Paired, but a second approver has not confirmed this desk yet: keep asking, slowly."""
+
+
+class InsecureServer(LinkStopped):
+    """The server URL is plain http to another machine: jobs and keys would cross the network in clear."""
+
+
+class LinkThrottled(LinkError):
+    """The server said 429: wait `retry_after` seconds before asking again."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LinkClockSkew(LinkError):
+    """The server refused a message as from the future or expired: usually this machine's clock."""
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+SKEW_HINT_SECONDS = 5.0  # an offset this large is worth telling the technician about
+
+
+def check_server_url(server: str) -> str:
+    """The server URL without a trailing slash; https, or plain http only to this very machine."""
+    server = server.strip().rstrip("/")
+    parts = urlsplit(server)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("https", "http") or not host:
+        raise InsecureServer(f"{server!r} is not a server URL: give one like https://keydesk.example.com.")
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise InsecureServer(
+            f"Refusing {server}: plain http would carry this desk's jobs and pairing code in clear. "
+            "Use the server's https:// URL (http is allowed only for 127.0.0.1, ::1 or localhost)."
+        )
+    return server
+
+
+def skew_hint(offset: float | None) -> str:
+    """What to tell the technician when the server found a message too early or too late."""
+    if offset is None or abs(offset) < SKEW_HINT_SECONDS:
+        return "The server refused a message as expired (it may have been delayed on the way)."
+    way = "ahead of" if offset > 0 else "behind"
+    return (
+        f"This machine's clock is {abs(offset):.0f} s off ({way} the server); sync it "
+        "(Windows: `w32tm /resync` as administrator; Linux: `timedatectl set-ntp true`; "
+        "macOS: Date & Time, Set automatically)."
+    )
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(1.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return BACKOFF_CAP
+
+
+def _server_time(response: httpx.Response) -> str | None:
+    try:
+        value = response.json().get("server_time")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+SKEW_REASONS = frozenset({"expired", "clock_skew"})
 
 
 class JobRefused(Exception):
@@ -134,12 +200,13 @@ def pair(
     now: datetime | None = None,
 ) -> Pairing:
     """Create this agent's key pair, register it with the server, and pin the server's key."""
-    server = server.rstrip("/")
+    server = check_server_url(server)
     key = protocol.new_private_key()
+    sent_at = now or _now()
     proof = protocol.envelope(
         protocol.Direction.PAIR,
         agent_id="",
-        now=now or _now(),
+        now=sent_at,
         lifetime=timedelta(minutes=1),
         body={"name": name, "code_hash": protocol.pairing_code_hash(code)},
     )
@@ -154,6 +221,13 @@ def pair(
         response = client.post(f"{server}/agent/v1/pair", json=body)
     except httpx.HTTPError as exc:
         raise LinkError(f"Could not reach {server}: {exc}") from exc
+    if response.status_code == 429:
+        wait = _retry_after(response)
+        raise LinkThrottled(f"{_message(response)} Try again in {wait:.0f} s.", wait)
+    if response.status_code != 201 and _error(response) in SKEW_REASONS:
+        raise LinkClockSkew(
+            skew_hint(protocol.clock_offset(sent_at, _server_time(response))) + " Then pair again."
+        )
     if response.status_code != 201:
         raise LinkError(_message(response))
     data = response.json()
@@ -199,6 +273,7 @@ class AgentLink:
         pairing = self.home.pairing()
         if pairing is None:
             raise LinkStopped("This desk agent is not paired yet: run keydesk-agent pair first.")
+        check_server_url(pairing.server)  # a link.json pointing at plain http elsewhere is refused too
         self.pairing = pairing
         self.key = self.home.key()
         self.server_key = protocol.load_public_key(pairing.server_public_key)
@@ -220,7 +295,7 @@ class AgentLink:
         self._seen = {n: t for n, t in self._seen.items() if t > now}
         if env.nonce in self._seen:
             raise JobRefused("replayed")
-        self._seen[env.nonce] = env.expires
+        self._seen[env.nonce] = protocol.accepted_until(env)
         if not env.job_id:
             raise JobRefused("malformed")
         return Job(env.job_id, env.kind, env.target, dict(env.body))
@@ -234,29 +309,57 @@ class AgentLink:
 
     def poll_once(self) -> bool:
         """Ask for one job and serve it; False when the server had nothing. Raises LinkStopped/LinkError."""
+        sent_at = self.clock()
         try:
             response = self.http.get(f"{self.pairing.server}/agent/v1/jobs", headers=self.auth_header())
         except httpx.HTTPError as exc:
             raise LinkError(f"Could not reach the server: {exc}") from exc
         if response.status_code == 204:
             return False
-        if response.status_code == 403 and _error(response) == "not_confirmed":
-            raise LinkPending(_message(response))
-        if response.status_code in (401, 403):
-            raise LinkStopped(_message(response))
+        self._raise_for_refusal(response, sent_at)
         if response.status_code != 200:
             raise LinkError(f"The server answered {response.status_code}: {_message(response)}")
         try:
-            job = self.check_job(response.json())
-        except (JobRefused, ValueError) as exc:
+            data = response.json()
+            job = self.check_job(data)
+        except JobRefused as exc:
+            self.say(f"✗ Refused a job that failed its checks ({exc}). Nothing was done.")
+            if exc.reason in SKEW_REASONS:
+                raise LinkClockSkew(skew_hint(self._offset_from_job(data))) from None
+            return True
+        except ValueError as exc:
             self.say(f"✗ Refused a job that failed its checks ({exc}). Nothing was done.")
             return True
         self.serve(job)
         return True
 
+    def _raise_for_refusal(self, response: httpx.Response, sent_at: datetime) -> None:
+        """Turn the server's refusals into the errors the loop acts on; return when not refused."""
+        status, error = response.status_code, _error(response)
+        if status == 429:
+            wait = _retry_after(response)
+            raise LinkThrottled(f"The server asks this desk to slow down ({_message(response)})", wait)
+        if status == 401 and error in SKEW_REASONS:
+            raise LinkClockSkew(skew_hint(protocol.clock_offset(sent_at, _server_time(response))))
+        if status == 403 and error == "not_confirmed":
+            raise LinkPending(_message(response))
+        if status in (401, 403):
+            raise LinkStopped(_message(response))
+
+    def _offset_from_job(self, data: Any) -> float | None:
+        """A job is stamped with the server's time when delivered: the offset of this machine's clock."""
+        try:
+            issued = protocol.parse(data).envelope.issued
+        except protocol.ProtocolError:
+            return None
+        return (self.clock() - issued).total_seconds()
+
     def serve(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
         self.say(f"→ Job {job.kind} ({job.id[:8]})")
+        notice = job.params.get("notice")
+        if isinstance(notice, str) and notice.strip():  # what the server wants the technician to know
+            self.say("  " + notice.strip()[:300].replace("[", "("))
         if handler is None:
             self.send_result(job, ok=False, error=f"This desk agent can't do {job.kind!r} jobs.")
             return
@@ -294,12 +397,12 @@ class AgentLink:
     def send_result(
         self, job: Job, *, ok: bool, result: dict[str, Any] | None = None, error: str | None = None
     ) -> None:
+        sent_at = self.clock()
         try:
             response = self.post_result(job.id, self.result_envelope(job, ok=ok, result=result, error=error))
         except httpx.HTTPError as exc:
             raise LinkError(f"Could not send the result: {exc}") from exc
-        if response.status_code in (401, 403):
-            raise LinkStopped(_message(response))
+        self._raise_for_refusal(response, sent_at)
         if response.status_code != 200:
             self.say(f"✗ The server did not take the result: {_message(response)}")
 
@@ -317,6 +420,13 @@ class AgentLink:
             except LinkPending as exc:
                 self.say(f"… {exc} Asking again in {BACKOFF_CAP / 4:.0f} s.")
                 sleep(BACKOFF_CAP / 4)
+            except LinkThrottled as exc:  # honour Retry-After, never sooner
+                self.say(f"… {exc}; waiting {exc.retry_after:.0f} s as asked")
+                sleep(exc.retry_after * random.uniform(1.0, 1.2))
+            except LinkClockSkew as exc:  # not fatal: once the clock is synced, the next try works
+                self.say(f"✗ {exc} Trying again in {delay:.0f} s.")
+                sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, BACKOFF_CAP)
             except LinkError as exc:
                 self.say(f"… {exc}; trying again in {delay:.0f} s")
                 sleep(delay * random.uniform(0.8, 1.2))

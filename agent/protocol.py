@@ -22,7 +22,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 VERSION = 1
 MAX_LIFETIME = timedelta(minutes=5)
-CLOCK_SKEW = timedelta(seconds=30)  # an envelope "issued" this far in the future is still accepted
+# Clocks at desks drift. A receiver accepts an envelope from CLOCK_SKEW before its `issued_at` until
+# CLOCK_SKEW after its `expires_at` (by the receiver's clock). The signed window itself never exceeds
+# MAX_LIFETIME, nonces are kept until the grace has passed too, so a replay is still refused.
+CLOCK_SKEW = timedelta(minutes=2)
 AUTH_HEADER = "X-Keydesk-Agent-Auth"
 NONCE_BYTES = 16
 
@@ -58,6 +61,12 @@ class Tampered(ProtocolError):
 
 class Expired(ProtocolError):
     reason = "expired"
+
+
+class ClockSkew(Expired):
+    """Issued further in the future than the skew allows: the sender's clock is ahead."""
+
+    reason = "clock_skew"
 
 
 class WrongAgent(ProtocolError):
@@ -276,7 +285,25 @@ def verify(
     if expires - issued > MAX_LIFETIME or expires <= issued:
         raise Expired("validity window longer than five minutes")
     if issued > now + CLOCK_SKEW:
-        raise Expired("issued in the future")
-    if now >= expires:
+        raise ClockSkew("issued in the future")
+    if now >= expires + CLOCK_SKEW:
         raise Expired("envelope expired")
     return env
+
+
+def accepted_until(env: Envelope) -> datetime:
+    """The last moment a receiver may accept `env` (its expiry plus the clock-skew grace): keep its
+    nonce at least this long."""
+    return env.expires + CLOCK_SKEW
+
+
+def clock_offset(local: datetime, server_time: str | None) -> float | None:
+    """Seconds this machine's clock is ahead of the server's (negative: behind), from a server's
+    `server_time` answer; None when the answer carries none."""
+    if not server_time:
+        return None
+    try:
+        remote = _parse_time(server_time)
+    except Malformed:
+        return None
+    return (local - remote).total_seconds()

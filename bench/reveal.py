@@ -8,15 +8,24 @@ confirmations and the approvals are set up through the services first (not measu
 
 (a) Overhead. Graph answers every call after a fixed injected latency L. Each of `--users` people
     clicks Reveal in turn; we time from the click (just before the signed request is sent) to the
-    `views.update` that shows the pass (the simulator's timestamp of that call). The Graph calls made
-    on the way are counted, so the injected part is n x L; our overhead is the rest. Reported: median
-    and p95 of total, injected and overhead, and the ratio total / injected.
+    `views.update` that shows the pass (the simulator's timestamp of that call). The reveal's own
+    Graph calls on the way (the TAP policy read, the pass creation for that person) are counted, so
+    the injected part is n x L; our overhead is the rest. Calls made by other work (a registration
+    watch polling in the background) are not counted as injected: their cost, if any, stays in the
+    overhead. Between people we wait until the follow-up work (notices, card, wizard) has finished.
+    Reported: median and p95 of total, injected and overhead, and the ratio total / injected.
     Target: median overhead <= 150 ms.
 
 (b) Throttled crowd. `--crowd` people click Reveal at the same moment; Graph admits TAP creations at
     `--rate` a second (token bucket, `--burst` tokens) and answers the rest 429 with Retry-After (the
     time until the next token). Every person must end with exactly one live pass, shown to them; none
     lost. The throttle's lower bound is (crowd - burst) / rate seconds; target: total <= 1.2x of it.
+    Total runs from the moment the clicks start to the last pass shown. The work that follows a pass
+    (DM and card refresh, the manager's notice, the wizard) waits until the crowd is through; it
+    must then be done for everybody too (`follow_ups_done`, from the `tap.notified` audit rows).
+
+Everything shares one event loop (keydesk, both simulators, this driver), so the driver watches
+Slack's call log once for everybody instead of polling per person.
 
 `--check` exits 1 when a target is missed.
 """
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -38,7 +48,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.domain.tap_request import RequestState
+from bot.logs import configure_logging
 from bot.sandbox.company import DOMAIN, Company, seed_company
+from bot.sandbox.graph_sim.recording import RecordedRequest
 from bot.sandbox.graph_sim.throttle import Throttle
 from bot.sandbox.slack_sim import SimMessage
 from bot.sandbox.stack import Stack, open_stack
@@ -47,6 +59,7 @@ from bot.slack.ids import Action
 from bot.store import tap_repo
 
 TAP_COLLECTION = r"/authentication/temporaryAccessPassMethods$"
+TAP_POLICY = "/authenticationMethodConfigurations/TemporaryAccessPass"
 OVERHEAD_TARGET_MS = 150.0
 CROWD_TARGET = 1.2
 
@@ -99,22 +112,59 @@ def _reveal_dm(stack: Stack, person: Person) -> SimMessage:
     raise AssertionError(f"no Reveal button in {person.slack_id}'s DM")
 
 
-async def _wait_pass(stack: Stack, person: Person, since: int, timeout: float) -> tuple[Any, int]:
-    """The views.update that showed `person` their pass (searching calls from index `since`), and how
-    many requests Graph had recorded when we saw it (follow-up work comes after the pass is shown)."""
+class PassWatch:
+    """Who has been shown a pass, and by which `views.update`: Slack's call log read once for everybody
+    (polling it per person would cost more CPU than keydesk itself with a crowd of 200)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._next = len(stack.slack.core.calls)
+        self.shown: dict[str, Any] = {}
+
+    def _scan(self) -> None:
+        calls, views = self._stack.slack.core.calls, self._stack.slack.core.views.views
+        while self._next < len(calls):
+            call = calls[self._next]
+            self._next += 1
+            if _has_pass(call):
+                view = views.get(str(call.params.get("view_id")))
+                if view is not None:
+                    self.shown.setdefault(view.user_id, call)
+
+    async def wait(self, people: list[Person], timeout: float) -> list[Any]:
+        """The call that showed each person their pass (in `people` order)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
+        wanted = {p.slack_id for p in people}
+        while True:
+            self._scan()
+            if len(wanted & self.shown.keys()) == len(wanted):
+                return [self.shown[p.slack_id] for p in people]
+            if loop.time() > give_up:
+                missing = sorted(wanted - self.shown.keys())
+                raise AssertionError(f"{len(missing)} never saw a pass, e.g. {missing[0]}")
+            await asyncio.sleep(0.01)
+
+
+async def _quiet(stack: Stack, *, for_seconds: float = 0.1, at_most: float = 3.0) -> None:
+    """Until neither simulator has seen a request for `for_seconds` (the follow-up work is done)."""
     loop = asyncio.get_running_loop()
-    give_up = loop.time() + timeout
+    give_up = loop.time() + at_most
+    seen = (len(stack.slack.core.calls), len(stack.graph.requests))
+    still_since = loop.time()
     while loop.time() < give_up:
-        mine = _views_of(stack, person)
-        for call in stack.slack.core.calls[since:]:
-            if _has_pass(call) and call.params.get("view_id") in mine:
-                return call, len(stack.graph.requests)
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"{person.slack_id} never saw a pass")
+        await asyncio.sleep(0.01)
+        now = (len(stack.slack.core.calls), len(stack.graph.requests))
+        if now != seen:
+            seen, still_since = now, loop.time()
+        elif loop.time() - still_since >= for_seconds:
+            return
 
 
-def _views_of(stack: Stack, person: Person) -> set[str]:
-    return {v.id for v in stack.slack.core.views.views.values() if v.user_id == person.slack_id}
+def _reveal_calls(requests: list[RecordedRequest], person: Person) -> int:
+    """The Graph requests a reveal makes on its way to the pass: the TAP policy, the creation."""
+    mine = f"/users/{person.entra_id}/authentication/temporaryAccessPassMethods"
+    return sum(1 for r in requests if r.path.endswith(mine) or r.path.endswith(TAP_POLICY))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -126,27 +176,29 @@ async def overhead(stack: Stack, company: Company, users: int, latency: float) -
     people = await _approved_people(stack, company, users, "OVH")
     stack.graph.set_latency(latency)
     totals, injected, overheads = [], [], []
+    calls_per_reveal: list[int] = []
     try:
+        await _quiet(stack)
         for person in people:
             dm = _reveal_dm(stack, person)
-            since_calls, since_graph = len(stack.slack.core.calls), len(stack.graph.requests)
+            watch, since_graph = PassWatch(stack), len(stack.graph.requests)
             clicked = datetime.now(UTC)
             await stack.slack.click(person.slack_id, Action.TAP_REVEAL.value, message=dm)
-            shown, graph_seen = await _wait_pass(stack, person, since_calls, timeout=10)
-            graph_calls = graph_seen - since_graph
+            [shown] = await watch.wait([person], timeout=10)
+            # Graph records a request when it answers, so the ones before the pass are all in by now.
+            graph_calls = _reveal_calls(stack.graph.requests[since_graph:], person)
             total = (shown.at - clicked).total_seconds()
+            calls_per_reveal.append(graph_calls)
             totals.append(total)
             injected.append(graph_calls * latency)
             overheads.append(total - graph_calls * latency)
-            await asyncio.sleep(
-                3 * latency + 0.05
-            )  # let the follow-up work (notices, card) finish off the clock
+            await _quiet(stack)  # the follow-up work (notices, card, wizard) finishes off the clock
     finally:
         stack.graph.set_latency(0.0)
     return {
         "users": users,
         "latency_ms": latency * 1000,
-        "graph_calls_per_reveal": injected[0] / latency if latency else 0.0,
+        "graph_calls_per_reveal": statistics.median(calls_per_reveal),
         "total_median_ms": statistics.median(totals) * 1000,
         "total_p95_ms": _pct(totals, 0.95) * 1000,
         "injected_median_ms": statistics.median(injected) * 1000,
@@ -163,21 +215,22 @@ async def crowd(stack: Stack, company: Company, count: int, rate: float, burst: 
     dms = {p.slack_id: _reveal_dm(stack, p) for p in people}
     throttle = Throttle(rate=rate, method="POST", path=TAP_COLLECTION, burst=burst)
     stack.graph.throttle = throttle
-    since_calls, since_graph = len(stack.slack.core.calls), len(stack.graph.requests)
+    await _quiet(stack)
+    since_graph = len(stack.graph.requests)
+    watch = PassWatch(stack)
     try:
         started = time.monotonic()
         clicked = datetime.now(UTC)
         await asyncio.gather(
             *(stack.slack.click(p.slack_id, Action.TAP_REVEAL.value, message=dms[p.slack_id]) for p in people)
         )
-        shown = await asyncio.gather(
-            *(_wait_pass(stack, p, since_calls, timeout=max(60.0, 5 * count / rate)) for p in people)
-        )
-        total = (max(call.at for call, _ in shown) - clicked).total_seconds()
+        shown = await watch.wait(people, timeout=max(60.0, 5 * count / rate))
+        total = (max(call.at for call in shown) - clicked).total_seconds()
         wall = time.monotonic() - started
     finally:
         stack.graph.throttle = None
-    await asyncio.sleep(0.5)
+    follow_ups = await _follow_ups_done(stack, people, timeout=max(60.0, count / 2))
+    await _quiet(stack, for_seconds=0.3, at_most=10.0)
     created = [
         r
         for r in stack.graph.requests[since_graph:]
@@ -202,16 +255,34 @@ async def crowd(stack: Stack, company: Company, count: int, rate: float, burst: 
         "throttled_429": throttle.refused,
         "people_with_one_live_pass": sum(1 for taps in live.values() if len(taps) == 1),
         "requests_issued": issued,
+        "follow_ups_done": follow_ups,
     }
 
 
+async def _follow_ups_done(stack: Stack, people: list[Person], timeout: float) -> int:
+    """How many of `people` got their follow-up work (the `tap.notified` row), waiting up to `timeout`."""
+    targets = {f"entra:{p.entra_id}" for p in people}
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while True:
+        rows = await stack.keydesk.rt.audit.entries(action_prefix="tap.notified")
+        done = len({row.target for row in rows} & targets)
+        if done == len(targets) or loop.time() > give_up:
+            return done
+        await asyncio.sleep(0.1)
+
+
 async def main(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")  # keydesk's own start() leaves logging to the caller
+    # The deadline pump skipping a beat while the loop is busy is expected here, not news.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         stack = await open_stack(
             f"sqlite+aiosqlite:///{tmp}/bench.db",
             max_approvals_per_approver_per_hour=1_000_000,
             max_passes_per_hour=1_000_000,
             log_level="WARNING",
+            deadline_poll_seconds=2.0,  # the production default (open_stack's 0.2 s is for tests)
         )
         try:
             company = seed_company(stack.slack, stack.graph)
@@ -231,6 +302,8 @@ async def main(args: argparse.Namespace) -> int:
         problems.append(f"median overhead {a['overhead_median_ms']:.0f} ms > {OVERHEAD_TARGET_MS:.0f} ms")
     if b["people_with_one_live_pass"] != b["crowd"] or b["requests_issued"] != b["crowd"]:
         problems.append("not every person ended with exactly one pass shown")
+    if b["follow_ups_done"] != b["crowd"]:
+        problems.append(f"follow-up work done for {b['follow_ups_done']} of {b['crowd']} people")
     if b["tap_posts_admitted"] != b["crowd"]:
         problems.append(f"{b['tap_posts_admitted']} passes created for {b['crowd']} people")
     if b["ratio"] > CROWD_TARGET:

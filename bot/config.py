@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO",
         validation_alias=_env("KEYDESK_LOG_LEVEL"),
-        description="DEBUG, INFO, WARNING or ERROR (Slack's SDK loggers never go below INFO)",
+        description="DEBUG, INFO, WARNING or ERROR (Slack's SDK loggers never go below WARNING: they would log secrets)",
     )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto",
@@ -187,6 +187,14 @@ class Settings(BaseSettings):
         le=43200,
         validation_alias=_env("KEYDESK_TAP_LIFETIME_MINUTES"),
         description="the pass lifetime in minutes (10-43200), clamped to the tenant's TAP policy",
+    )
+    today_pass_minutes: int = Field(
+        default=480,
+        ge=10,
+        le=1440,
+        validation_alias=_env("KEYDESK_TODAY_PASS_MINUTES"),
+        description="the lifetime in minutes (10-1440) of a pass for today, for someone who left their "
+        "key at home (/lostkey): a working day by default; clamped to the tenant's TAP policy",
     )
     tap_usable_once: bool = Field(
         default=True,
@@ -309,6 +317,21 @@ class Settings(BaseSettings):
         description="how long Entra accepts the challenge of a key being provisioned at a desk, in "
         "minutes: 5 uses Graph v1.0; longer (up to 43200) uses the beta endpoint",
     )
+    desk_min_pin_length: int = Field(
+        default=6,
+        ge=4,
+        le=63,
+        validation_alias=_env("KEYDESK_DESK_MIN_PIN_LENGTH"),
+        description="the minimum PIN length a desk sets on a key it prepares for someone (after Entra "
+        "registered it, together with the forced PIN change at first use)",
+    )
+    pin_seal_key_file: Path = Field(
+        default=Path("keydesk-pin-seal.key"),
+        validation_alias=_env("KEYDESK_PIN_SEAL_KEY_FILE"),
+        description="the file holding the AES key that seals the random PINs of keys prepared for pickup "
+        "until their owner reveals them (24 h at most); created (owner-only) on first use; every replica "
+        "must read the same file",
+    )
     agent_job_ttl_seconds: int = Field(
         default=300,
         ge=30,
@@ -316,9 +339,49 @@ class Settings(BaseSettings):
         validation_alias=_env("KEYDESK_AGENT_JOB_TTL_SECONDS"),
         description="seconds a desk job stays valid, from queueing to the agent's answer (30-300)",
     )
+    agent_requests_per_source_per_minute: int = Field(
+        default=120,
+        ge=1,
+        validation_alias=_env("KEYDESK_AGENT_REQUESTS_PER_SOURCE_PER_MINUTE"),
+        description="requests to /agent/v1/* one source address may make per minute (then 429)",
+    )
+    agent_pair_attempts_per_source: int = Field(
+        default=10,
+        ge=1,
+        validation_alias=_env("KEYDESK_AGENT_PAIR_ATTEMPTS_PER_SOURCE"),
+        description="pairing attempts one source address may make per 10 minutes (then 429)",
+    )
+    agent_pair_attempts_per_code: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=_env("KEYDESK_AGENT_PAIR_ATTEMPTS_PER_CODE"),
+        description="pairing attempts with one code per 10 minutes (then 429)",
+    )
+    agent_polls_per_minute: int = Field(
+        default=30,
+        ge=1,
+        validation_alias=_env("KEYDESK_AGENT_POLLS_PER_MINUTE"),
+        description="requests for work one desk agent may make per minute (then 429)",
+    )
+    agent_pair_failure_alert_threshold: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=_env("KEYDESK_AGENT_PAIR_FAILURE_ALERT_THRESHOLD"),
+        description="pairing attempts with never-issued codes in an hour that raise a security alert",
+    )
+    agent_trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=_env("KEYDESK_AGENT_TRUSTED_PROXIES"),
+        description="comma-separated addresses of reverse proxies in front of keydesk; for requests "
+        "from them the agent's address is taken from X-Forwarded-For (for rate limits and audit)",
+    )
 
     @field_validator(
-        "verification_methods", "strong_verification_methods", "excluded_group_ids", mode="before"
+        "verification_methods",
+        "strong_verification_methods",
+        "excluded_group_ids",
+        "agent_trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -74,10 +74,16 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             return
         await rt.slack.open_view(body["trigger_id"], tap_views.deny_modal(request))
 
+    # Reveals have their own bound (and put their follow-up work behind the passes), not
+    # `rt.work_slots`: a crowd waiting out Entra's throttling must not hold up everyone else's
+    # buttons, nor queue behind them.
+    reveal_lanes = delivery.RevealLanes()
+
     @app.action(Action.TAP_REVEAL.value)
     async def reveal_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        # trigger_id lives about 3 s: open the modal before any other I/O, fill it in afterwards.
+        # trigger_id lives about 3 s: open the modal before any other I/O and before queueing for a
+        # reveal slot; fill it in afterwards.
         try:
             view_id = await rt.slack.open_view(body["trigger_id"], tap_views.working_modal())
         except SlackError:
@@ -86,7 +92,7 @@ def register(app: AsyncApp, rt: Runtime) -> None:
                 rt, _user(body), "Slack didn't let me open the window; press *Reveal pass* again."
             )
             return
-        await delivery.reveal(rt, _value(body), _user(body), view_id)
+        await delivery.reveal(rt, _value(body), _user(body), view_id, reveal_lanes)
 
     @app.action(Action.TAP_TARGET_CONFIRM.value)
     async def target_confirm(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from bot.services import lost_key, onboarding
 from bot.services.runtime import Runtime
 from bot.slack import blocks as b
 from bot.slack.ids import Callback, Command, ViewId
-from handlers import desk
+from handlers import desk, provision
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>")
 
@@ -20,8 +20,9 @@ KEYDESK_HELP = (
     "*keydesk for the helpdesk*\n"
     "• `/keydesk tap @person`: open a Temporary Access Pass request for someone (they confirm in their DM)\n"
     "• `/keydesk lost @person`: cut off a lost or stolen key for someone who called in (after you verified them)\n"
-    "• `/keydesk desk pair|list|revoke NAME|inspect NAME`: desk agents that program keys\n"
-    "• `/keydesk key SERIAL`: a key's inventory record and history\n"
+    "• `/keydesk desk pair|list|revoke NAME|inspect NAME|reset NAME`: desk agents that program keys\n"
+    "• `/keydesk desk provision DESK @person at-desk|pickup`: prepare a security key for someone at a desk\n"
+    "• `/keydesk key SERIAL [handover|retire]`: a key's inventory record and history; hand it over or retire it\n"
     "• `/keydesk help`: this message\n"
     "People set up their own key by messaging me; they report a lost key with `/lostkey`."
 )
@@ -69,6 +70,9 @@ def register(app: AsyncApp, rt: Runtime) -> None:
                 return
             await ack()
             await lost_key.helpdesk_lost(rt, command["user_id"], match.group(1), command["trigger_id"])
+            return
+        if sub == "desk" and len(words) > 1 and words[1].lower() == "provision":
+            await provision.provision_command(rt, ack, command, words[2:])
             return
         if sub == "desk":
             await desk.desk_command(rt, ack, command, words[1:])

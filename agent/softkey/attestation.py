@@ -1,11 +1,17 @@
-"""Packed attestation for the soft key: a throwaway root CA per process and one leaf per AAGUID whose
-certificate follows the packed-format rules (OU "Authenticator Attestation", CA=false, AAGUID extension)."""
+"""Packed attestation for the soft key: a root CA and one leaf per AAGUID whose certificate follows the
+packed-format rules (OU "Authenticator Attestation", CA=false, AAGUID extension).
+
+The root is a throwaway one per process, unless KEYDESK_SOFTKEY_CA_DIR names a directory holding
+`attestation-root.pem` and `attestation-root.key` (an EC CA certificate and its unencrypted PKCS#8 key):
+then that root signs the leaves, so another process (`keydesk demo`) can trust the soft key's model."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -14,6 +20,12 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 AAGUID_EXTENSION = ObjectIdentifier("1.3.6.1.4.1.45724.1.1.4")
 _ORG = "keydesk test authenticators"
+CA_DIR_ENV = "KEYDESK_SOFTKEY_CA_DIR"
+CA_CERT_FILE, CA_KEY_FILE = "attestation-root.pem", "attestation-root.key"
+
+
+class AuthorityError(ValueError):
+    """The root named by KEYDESK_SOFTKEY_CA_DIR is missing or unusable."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,34 @@ def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
 
 @cache
 def authority() -> Authority:
+    """The root that signs the leaves: the one in KEYDESK_SOFTKEY_CA_DIR when set, else a throwaway."""
+    where = os.environ.get(CA_DIR_ENV, "").strip()
+    return load_authority(Path(where)) if where else _throwaway_authority()
+
+
+def load_authority(directory: Path) -> Authority:
+    """A root CA from `directory` (see the module docstring); refuses anything that could not sign leaves."""
+    try:
+        cert = x509.load_pem_x509_certificate((directory / CA_CERT_FILE).read_bytes())
+        key = serialization.load_pem_private_key((directory / CA_KEY_FILE).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise AuthorityError(f"{CA_DIR_ENV}={directory}: cannot read the attestation root ({exc})") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise AuthorityError(f"{CA_DIR_ENV}={directory}: the root's key must be an EC key")
+    if cert.public_key() != key.public_key():
+        raise AuthorityError(f"{CA_DIR_ENV}={directory}: the key does not belong to the certificate")
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise AuthorityError(
+            f"{CA_DIR_ENV}={directory}: the certificate is not a CA (BasicConstraints ca=true)"
+        )
+    return Authority(cert, key)
+
+
+def _throwaway_authority() -> Authority:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name("keydesk soft key attestation root")
     builder = (

@@ -1,4 +1,5 @@
-"""`Directory` on Microsoft Graph through msgraph-sdk (v1.0) and msgraph-beta-sdk (hardware OATH only).
+"""`Directory` on Microsoft Graph through msgraph-sdk (v1.0) and msgraph-beta-sdk (hardware OATH tokens,
+long passkey challenges).
 
 The SDK builds every request (URL templates, query parameters) and sends it through its request
 adapter (auth provider, middleware); answers are read as raw JSON and mapped straight into our values
@@ -10,6 +11,7 @@ masked in them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -38,9 +40,11 @@ from bot.directory.types import (
     Fido2Policy,
     IssuedTap,
     MethodKind,
+    MethodList,
     TapInfo,
     TapPolicy,
 )
+from bot.logs import get_logger
 from bot.secret import Secret
 
 if TYPE_CHECKING:
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 T = TypeVar("T")
+log = get_logger(__name__)
 Request = Callable[[], RequestInformation]
 CHECK_MEMBER_GROUPS_MAX = 20
 MAX_PAGES = 50
@@ -125,6 +130,7 @@ class GraphDirectory:
         self._beta = clients.beta
         self._credential = credential
         self.metrics = DirectoryMetrics()
+        self._unlisted_seen: set[str] = set()  # failures of the beta token list already warned about
         self._runner = CallRunner(timeout=timeout, policy=retry_policy or RetryPolicy(), metrics=self.metrics)
         quiet_http_stack_loggers()
 
@@ -171,18 +177,23 @@ class GraphDirectory:
         )
 
     async def _collect(
-        self, operation: str, request: Request, parse: Callable[[wire.JsonObject], T]
+        self,
+        operation: str,
+        request: Request,
+        parse: Callable[[wire.JsonObject], T],
+        *,
+        adapter: RequestAdapter[Any] | None = None,
     ) -> list[T]:
         """Every item of a collection, following @odata.nextLink. Never a silent partial answer (a
         truncated role list would fail open): past MAX_PAGES pages it raises."""
         read_page = partial(mapping.page, parse)
-        page = await self._call(operation, request, read_page)
+        page = await self._call(operation, request, read_page, adapter=adapter)
         items = list(page.items) if page else []
         for _ in range(MAX_PAGES):
             link = page.next_link if page else None
             if not link:
                 return items
-            page = await self._call(operation, partial(wire.get_url, link), read_page)
+            page = await self._call(operation, partial(wire.get_url, link), read_page, adapter=adapter)
             items.extend(page.items if page else [])
         raise DirectoryError(f"more than {MAX_PAGES} pages", code="tooManyPages", operation=operation)
 
@@ -272,9 +283,48 @@ class GraphDirectory:
         )
 
     # --- authentication methods ----------------------------------------------------------------
-    async def list_methods(self, user_id: str) -> list[AuthMethod]:
+    async def list_methods(self, user_id: str, *, hardware_oath: bool = True) -> MethodList:
+        """v1.0's list, plus (with `hardware_oath`) the beta-only hardware OATH tokens, asked for at the
+        same time. A failed beta call never fails the list: it is logged and its kind is `unchecked`."""
         builder = self._user(user_id).authentication.methods
-        return await self._collect("list_methods", builder.to_get_request_information, mapping.to_method)
+        listing = self._collect("list_methods", builder.to_get_request_information, mapping.to_method)
+        if not hardware_oath:
+            return MethodList(await listing, unchecked=[MethodKind.HARDWARE_OATH])
+        tokens = asyncio.ensure_future(self._hardware_oath_methods(user_id))
+        try:
+            methods = await listing
+        except BaseException:
+            tokens.cancel()
+            raise
+        found = await tokens
+        if found is None:
+            return MethodList(methods, unchecked=[MethodKind.HARDWARE_OATH])
+        # Should v1.0 ever list tokens too, keep one of each: beta's, which carries the device.
+        merged = {m.id: m for m in methods}
+        merged.update({t.id: t for t in found})
+        return MethodList(merged.values())
+
+    async def _hardware_oath_methods(self, user_id: str) -> list[AuthMethod] | None:
+        """GET /beta/users/{id}/authentication/hardwareOathMethods; None (logged) when Graph refused or
+        failed: tenants may not grant the beta call, and a token list is never worth failing a list."""
+        builder = self._beta.users.by_user_id(path_segment(user_id)).authentication.hardware_oath_methods
+        try:
+            return await self._collect(
+                "list_hardware_oath_methods",
+                builder.to_get_request_information,
+                mapping.to_hardware_oath_method,
+                adapter=self._beta.request_adapter,
+            )
+        except DirectoryError as err:
+            # A tenant that refuses the beta call refuses it every time: warn once per kind of failure,
+            # then say it quietly, so a missing grant shows in the log without flooding it.
+            kind = f"{type(err).__name__}:{err.status}"
+            report = log.info if kind in self._unlisted_seen else log.warning
+            self._unlisted_seen.add(kind)
+            report(
+                "directory.hardware_oath_unlisted", error=type(err).__name__, status=err.status, code=err.code
+            )
+            return None
 
     async def list_taps(self, user_id: str) -> list[TapInfo]:
         builder = self._user(user_id).authentication.temporary_access_pass_methods

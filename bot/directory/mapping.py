@@ -184,6 +184,8 @@ def method_kind(odata_type: str | None) -> MethodKind:
 
 def to_method(data: JsonObject) -> AuthMethod:
     kind = method_kind(text(data, "@odata.type"))
+    if kind is MethodKind.HARDWARE_OATH:
+        return to_hardware_oath_method(data)
     display = text(data, "displayName")
     detail = None
     if kind is MethodKind.PHONE:
@@ -191,9 +193,6 @@ def to_method(data: JsonObject) -> AuthMethod:
         detail = mask_phone(text(data, "phoneNumber"))
     elif kind is MethodKind.EMAIL:
         detail = mask_email(text(data, "emailAddress"))
-    elif kind is MethodKind.HARDWARE_OATH:
-        serial = text(child(data, "device"), "serialNumber")
-        detail = f"serial {serial}" if serial else None
     fido2 = kind is MethodKind.FIDO2
     return AuthMethod(
         id=text(data, "id") or "",
@@ -203,6 +202,24 @@ def to_method(data: JsonObject) -> AuthMethod:
         model=text(data, "model") if fido2 else None,
         aaguid=text(data, "aaGuid") if fido2 else None,
         detail=detail,
+    )
+
+
+def to_hardware_oath_method(data: JsonObject) -> AuthMethod:
+    """A beta `hardwareOathAuthenticationMethod`. Graph shows the token itself in `device` (serial,
+    manufacturer, model, name, status); the method carries little more than its id. Read from the beta
+    `hardwareOathMethods` collection, so the kind does not depend on `@odata.type` being present."""
+    device = child(data, "device")
+    serial = text(device, "serialNumber")
+    model = " ".join(p for p in (text(device, "manufacturer"), text(device, "model")) if p) or None
+    return AuthMethod(
+        id=text(data, "id") or "",
+        kind=MethodKind.HARDWARE_OATH,
+        display_name=text(data, "displayName") or text(device, "displayName"),
+        created=when(data, "createdDateTime"),
+        model=model,
+        detail=f"serial {serial}" if serial else None,
+        status=text(device, "status"),
     )
 
 

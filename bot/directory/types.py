@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -60,6 +60,32 @@ class AuthMethod:
     model: str | None = None
     aaguid: str | None = None
     detail: str | None = None  # e.g. the masked phone number or the phone type
+    # Hardware OATH only: the token's status in Graph ("assigned", "activated", "failedActivation").
+    status: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """False for a hardware token that is assigned but not (yet) activated: it signs nobody in."""
+        return self.kind is not MethodKind.HARDWARE_OATH or self.status in (None, "activated")
+
+
+class MethodList(list[AuthMethod]):
+    """A user's methods as `Directory.list_methods` found them.
+
+    `unchecked` names the kinds Graph was not (successfully) asked about this time: hardware OATH tokens
+    are listed by a separate beta call, skipped when not needed and left out when it fails. For those
+    kinds, "not in the list" does not mean "not in Entra": never conclude that one is gone from it.
+    """
+
+    unchecked: frozenset[MethodKind]
+
+    def __init__(self, methods: Iterable[AuthMethod] = (), *, unchecked: Iterable[MethodKind] = ()) -> None:
+        super().__init__(methods)
+        self.unchecked = frozenset(unchecked)
+
+    def checked(self, kind: MethodKind | str) -> bool:
+        """Whether absence from this list means absence from Entra for methods of `kind`."""
+        return kind not in self.unchecked  # a StrEnum: its plain value matches too
 
 
 @dataclass(frozen=True, slots=True)

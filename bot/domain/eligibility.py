@@ -51,6 +51,11 @@ def refused(name: CheckName, evidence: str, user_message: str) -> CheckResult:
     return CheckResult(name, False, evidence, user_message)
 
 
+# The evidence of a privilege check that passed only because the admin process is switched on: such a
+# request needs two approvers and a cooling-off delay (bot/domain/admin_process.py).
+ADMIN_PROCESS_EVIDENCE = "privileged, admin process"
+
+
 def check_privilege(
     roles: Sequence[DirectoryRole], excluded_hits: set[str], *, allow_privileged: bool
 ) -> CheckResult:
@@ -61,7 +66,7 @@ def check_privilege(
     parts += [f"excluded group {g}" for g in sorted(excluded_hits)]
     evidence = "; ".join(parts)
     if allow_privileged and not excluded_hits:
-        return passed(CheckName.NOT_PRIVILEGED, f"privileged, admin process: {evidence}")
+        return passed(CheckName.NOT_PRIVILEGED, f"{ADMIN_PROCESS_EVIDENCE}: {evidence}")
     return refused(
         CheckName.NOT_PRIVILEGED,
         evidence,
@@ -144,6 +149,14 @@ def check_rate_limits(
     )
 
 
+def configured_lifetime(kind: RequestKind, setup_minutes: int, today_minutes: int) -> int:
+    """The lifetime to ask for, before `pass_lifetime` clamps it. A pass to set up a key lasts the short
+    setup lifetime (KEYDESK_TAP_LIFETIME_MINUTES): the watch deletes it once the key is registered. A pass
+    for today (key left at home) is what the person signs in with until they have their key back, so it
+    lasts the day (KEYDESK_TODAY_PASS_MINUTES)."""
+    return today_minutes if kind == RequestKind.FORGOTTEN else setup_minutes
+
+
 def pass_lifetime(configured: int, policy: TapPolicy) -> int:
     """The configured lifetime, clamped to the tenant policy and to Graph's 10..43200 minutes."""
     low = max(10, policy.min_lifetime)
@@ -152,5 +165,10 @@ def pass_lifetime(configured: int, policy: TapPolicy) -> int:
 
 
 def usable_once(configured: bool, policy: TapPolicy) -> bool:
-    """One-time use unless configured otherwise and the tenant allows multi-use passes."""
+    """One-time use unless configured otherwise and the tenant allows multi-use passes.
+
+    The same for a pass for today: one sign-in gives a session (and single sign-on) that normally lasts
+    the day, while a pass that works again and again for hours is a standing password anyone who saw it
+    could use. Where a day needs several sign-ins (Windows, then the browser), KEYDESK_TAP_USABLE_ONCE=false
+    makes passes multi-use, if the tenant's policy allows it."""
     return True if policy.usable_once_enforced else configured

@@ -8,7 +8,11 @@ from enum import StrEnum
 class RequestKind(StrEnum):
     ONBOARDING = "onboarding"  # first key: the user has no phishing-resistant method yet
     REPLACEMENT = "replacement"  # the user lost their last key (lost-key flow)
-    FORGOTTEN = "forgotten"  # key left at home: a short pass for today
+    FORGOTTEN = "forgotten"  # key left at home: a pass for today (KEYDESK_TODAY_PASS_MINUTES), no key setup
+    # A security key prepared for the person at a desk agent (bot/services/desk_provisioning.py). No pass:
+    # APPROVED -> ISSUING (the desk is creating the passkey) -> ISSUED (registered in Entra, the key is
+    # being finished) -> COMPLETED; a failure before registration ends in CANCELLED.
+    DESK_KEY = "desk_key"
 
 
 class RequestState(StrEnum):
@@ -49,11 +53,22 @@ ALLOWED: dict[RequestState, frozenset[RequestState]] = {
             RequestState.REVOKED,
         }
     ),
+    # APPROVED -> DENIED: only a privileged account's request, stopped by an approver before its pass was
+    # revealed (during or after the cooling-off; bot/services/privileged.py).
     RequestState.APPROVED: frozenset(
-        {RequestState.ISSUING, RequestState.EXPIRED, RequestState.CANCELLED, RequestState.REVOKED}
+        {
+            RequestState.ISSUING,
+            RequestState.EXPIRED,
+            RequestState.CANCELLED,
+            RequestState.REVOKED,
+            RequestState.DENIED,
+        }
     ),
     # ISSUING -> APPROVED: the pass was not shown (crash, Slack failure); it was deleted, reveal again.
-    RequestState.ISSUING: frozenset({RequestState.ISSUED, RequestState.APPROVED, RequestState.REVOKED}),
+    # ISSUING -> CANCELLED: only desk keys (the desk or Graph failed before anything was registered).
+    RequestState.ISSUING: frozenset(
+        {RequestState.ISSUED, RequestState.APPROVED, RequestState.REVOKED, RequestState.CANCELLED}
+    ),
     # ISSUED -> ISSUING: revealing again within the approval's validity replaces the pass.
     RequestState.ISSUED: frozenset(
         {

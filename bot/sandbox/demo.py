@@ -10,6 +10,7 @@ from rich.rule import Rule
 
 from bot.logs import configure_logging
 from bot.sandbox.company import seed_company
+from bot.sandbox.demo_desk import desk_scenario
 from bot.sandbox.demo_lost_key import lost_key_scenario
 from bot.sandbox.demo_registration import registration_scenario
 from bot.sandbox.narrator import Narrator, Scenario
@@ -87,6 +88,7 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "hello": [first_conversation],
     "onboarding": [onboarding, registration_scenario],
     "lostkey": [lost_key_scenario],
+    "desk": [desk_scenario],
 }
 SCENARIOS["all"] = [s for name, group in SCENARIOS.items() if name != "all" for s in group]
 
@@ -98,7 +100,12 @@ async def run_demo(*, fast: bool = False, scenario: str = "all", console: Consol
         return 2
     configure_logging("WARNING", "console")
     with tempfile.TemporaryDirectory(prefix="keydesk-demo-") as tmp:
-        stack = await open_stack(f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}")
+        stack = await open_stack(
+            f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}",
+            agent_signing_key_file=Path(tmp) / "agent-link.key",
+            pin_seal_key_file=Path(tmp) / "pin-seal.key",
+            agent_long_poll_seconds=5.0,
+        )
         try:
             company = seed_company(stack.slack, stack.graph)
             await stack.start_app()
@@ -111,6 +118,9 @@ async def run_demo(*, fast: bool = False, scenario: str = "all", console: Consol
             for play in SCENARIOS[scenario]:
                 await play(narrator)
             console.print(Rule("[bold green]Demo finished"))
+        except RuntimeError as exc:  # a step timed out or the desk agent failed: say which, plainly
+            console.print(f"[bold red]The demo stopped:[/] {exc}", highlight=False)
+            return 1
         finally:
             await stack.close()
     return 0

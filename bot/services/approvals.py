@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.directory import DirectoryError
-from bot.domain.tap_request import ManagerStatus, RequestState
+from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
 from bot.logs import get_logger
-from bot.services import identity, tap_common
+from bot.services import identity, privileged, tap_common
 from bot.services.runtime import Runtime
 from bot.store import tap_repo
 from bot.store.models.tap_requests import TapRequest
@@ -131,7 +131,11 @@ async def approve(
         return await _refuse(
             rt, request_id, approver_slack_id, "tap.approve.refused", "not_authorised", problem
         )
+    same = privileged.same_approver_problem(request, approver_slack_id, approver_entra)
+    if same:  # a privileged account's second approval must come from someone else
+        return await _refuse(rt, request_id, approver_slack_id, "tap.approve.refused", "same_approver", same)
     policy_problem = _verification_problem(rt, request, method, now - opened_at)
+    policy_problem = policy_problem or privileged.verification_problem(rt, request, method)
     if policy_problem:
         return await _refuse(
             rt, request_id, approver_slack_id, "tap.approve.refused", "verification", policy_problem
@@ -139,6 +143,14 @@ async def approve(
     limit_problem = await _limits_problem(rt, approver_slack_id, now)
     if limit_problem:
         return await _refuse(rt, request_id, approver_slack_id, "tap.approve.refused", "limit", limit_problem)
+    if privileged.applies(request):  # admin process: two approvers, then a cooling-off
+        assert approver_entra is not None
+        step = await privileged.approve(rt, request, approver_slack_id, approver_entra, method, note, now)
+        if step.refusal:
+            return await _refuse(
+                rt, request_id, approver_slack_id, "tap.approve.refused", step.refusal, step.message
+            )
+        return Decision(True, step.message)
     valid_until = now + timedelta(minutes=rt.settings.approval_validity_minutes)
     async with rt.db.session() as session:
         won = await tap_repo.transition(
@@ -187,6 +199,10 @@ async def approve(
             _stale_message(latest or request),
         )
     await tap_common.refresh(rt, request_id)
+    if request.kind == RequestKind.DESK_KEY:  # no pass: the desk prepares the key now
+        from bot.services import desk_provisioning
+
+        return Decision(True, await desk_provisioning.start(rt, request_id, approver_slack_id))
     return Decision(True, "Approved. The person can now reveal their pass in their DM with me.")
 
 
@@ -240,7 +256,8 @@ async def deny(rt: Runtime, request_id: str, approver_slack_id: str, reason: str
     request = await tap_common.load(rt, request_id)
     if request is None:
         return Decision(False, "I can't find that request.")
-    if request.state != RequestState.AWAITING_APPROVAL:
+    deniable = privileged.deniable_states(request)  # a privileged request: until its pass is revealed
+    if request.state not in deniable:
         await tap_common.refresh(rt, request_id, dm=False)
         return await _refuse(
             rt, request_id, approver_slack_id, "tap.deny.refused", "stale", _stale_message(request)
@@ -253,7 +270,7 @@ async def deny(rt: Runtime, request_id: str, approver_slack_id: str, reason: str
         won = await tap_repo.transition(
             session,
             request_id,
-            expected=RequestState.AWAITING_APPROVAL,
+            expected=deniable,
             to=RequestState.DENIED,
             decided_by_slack_id=approver_slack_id,
             decided_by_entra_id=approver_entra,
@@ -263,11 +280,13 @@ async def deny(rt: Runtime, request_id: str, approver_slack_id: str, reason: str
         )
         if won:
             await rt.deadlines.cancel(f"tap-decide:{request_id}", session=session)
+            if privileged.applies(request):
+                await privileged.cancel_deadlines(rt, request_id, session)
             await rt.audit.record(
                 "tap.request.denied",
                 actor=f"slack:{approver_slack_id}",
                 target=f"entra:{request.target_entra_id}",
-                details={"request_id": request_id, "reason": reason[:500]},
+                details={"request_id": request_id, "reason": reason[:500], "was": request.state},
                 session=session,
             )
     if not won:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.directory import DirectoryError, IssuedTap, Throttled
 from bot.domain import eligibility as rules
-from bot.domain.tap_request import RequestState
+from bot.domain.tap_request import RequestKind, RequestState
 from bot.logs import get_logger
-from bot.services import registration, tap_common
+from bot.services import privileged, registration, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
 from bot.slack.messenger import SlackError
@@ -23,10 +26,125 @@ PASS_EXPIRY_DEADLINE = "tap.pass_expired"  # noqa: S105 - a name, not a secret
 ORPHAN_AFTER = timedelta(minutes=2)
 THROTTLE_BUDGET_SECONDS = 120.0  # security.md REL-4: wait out throttling for about two minutes at most
 FIRST_STEP = "open the security info page, sign in, then choose *Add sign-in method* → *Security key*."
+# How many reveals do their work (database, Graph, Slack) at once; the rest wait with their modal open.
+# A crowd clicking at once queues here instead of taking every database connection while Entra
+# throttles them (bench/reveal.py: 200 at once against 20 passes/s).
+REVEAL_SLOTS = 8
+# The work after a pass is shown (DM and card refresh, the manager's notice, the registration wizard)
+# waits while other reveals are still on their way to a pass, at most this long, then runs a few at a time.
+FOLLOW_UP_MAX_DEFER = 30.0
+FOLLOW_UP_SLOTS = 2
+NOTICE_SLOTS = 1  # interim modal updates sent at once (a crowd's "still working" would come all together)
+STILL_WORKING_AFTER = 5.0  # seconds of "Creating your pass…" before the modal says we're still on it
+STILL_WORKING = (
+    "Creating your pass… still working on it: Microsoft Entra is slow to answer right now. "
+    "Keep this window open; your pass will appear here."
+)
 
 
-async def reveal(rt: Runtime, request_id: str, clicker: str, view_id: str) -> None:
-    """Called right after the modal opened with 'Creating your pass…'; fills it in or explains why not."""
+class RevealLanes:
+    """The pass first, everything else after. One per app (the Reveal listener's); a lone call gets its own.
+
+    `slots` bounds the reveals working at once, after their modal opened (Slack's 3-second trigger_id
+    is spent before anyone queues). Follow-up work waits until no reveal is on its way to a pass (or
+    FOLLOW_UP_MAX_DEFER passed), then runs FOLLOW_UP_SLOTS at a time: a crowd's passes are not slowed
+    by messages nobody is waiting for, and those messages all still go out right after.
+    """
+
+    def __init__(self, slots: int = REVEAL_SLOTS) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.follow_ups = asyncio.Semaphore(FOLLOW_UP_SLOTS)
+        self.notices = asyncio.Semaphore(NOTICE_SLOTS)
+        self._on_the_way = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextlib.asynccontextmanager
+    async def on_the_way(self) -> AsyncIterator[None]:
+        self._on_the_way += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._on_the_way -= 1
+            if self._on_the_way == 0:
+                self._quiet.set()
+
+    async def quiet(self, at_most: float) -> None:
+        """Until no reveal is on its way to a pass, or `at_most` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self._quiet.wait()
+
+
+class _Modal:
+    """The reveal's modal. Interim notices ("still working") never overwrite the final view (the pass
+    or why there is none): both go through one lock, and once the final one is sent nothing else is."""
+
+    def __init__(self, rt: Runtime, view_id: str, notices: asyncio.Semaphore) -> None:
+        self.rt = rt
+        self.view_id = view_id
+        self._notices = notices
+        self._lock = asyncio.Lock()
+        self._final = False
+        self._timer: asyncio.Task[None] | None = None
+
+    def still_working_after(self, seconds: float) -> None:
+        self._timer = asyncio.create_task(self._still_working(seconds))
+
+    async def _still_working(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self.interim(tap_views.working_modal(STILL_WORKING))
+
+    async def interim(self, view: dict[str, Any]) -> None:
+        async with self._notices:
+            if self._final:
+                return
+            async with self._lock:
+                if not self._final:
+                    await _show(self.rt, self.view_id, view)
+
+    async def final(self, view: dict[str, Any]) -> None:
+        """Raises SlackError when Slack did not take it."""
+        async with self._lock:
+            self._final = True
+            await self.rt.slack.update_view(self.view_id, view)
+
+    async def final_or_log(self, view: dict[str, Any]) -> None:
+        try:
+            await self.final(view)
+        except SlackError as exc:
+            log.warning("tap.modal.update_failed", error=exc.code)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+async def reveal(
+    rt: Runtime, request_id: str, clicker: str, view_id: str, lanes: RevealLanes | None = None
+) -> None:
+    """Called right after the modal opened with 'Creating your pass…'; fills it in or explains why not.
+
+    Whoever waits (for a slot, or for Entra) is told after STILL_WORKING_AFTER seconds that we are
+    still on it. Once the pass is shown and on record, the follow-up work runs (see `RevealLanes`).
+    """
+    lanes = lanes or RevealLanes()
+    modal = _Modal(rt, view_id, lanes.notices)
+    modal.still_working_after(STILL_WORKING_AFTER)
+    try:
+        async with lanes.on_the_way(), lanes.slots:
+            issued = await _reveal(rt, request_id, clicker, modal)
+    finally:
+        modal.close()
+    if issued is not None:
+        await lanes.quiet(FOLLOW_UP_MAX_DEFER)
+        async with lanes.follow_ups:
+            await _after_issue(rt, issued)
+
+
+async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> str | None:
+    """The way to a pass: the id of the request when one was shown (and recorded), else None."""
     request = await tap_common.load(rt, request_id)
     problem = _reveal_problem(rt, request, clicker)
     if problem or request is None:
@@ -37,8 +155,8 @@ async def reveal(rt: Runtime, request_id: str, clicker: str, view_id: str) -> No
             outcome="refused",
             details={"reason": problem or "unknown_request"},
         )
-        await _show(rt, view_id, tap_views.problem_modal(problem or "I can't find that request."))
-        return
+        await modal.final_or_log(tap_views.problem_modal(problem or "I can't find that request."))
+        return None
     now = rt.clock.now()
     async with rt.db.session() as session:
         started = await tap_repo.transition(
@@ -66,24 +184,26 @@ async def reveal(rt: Runtime, request_id: str, clicker: str, view_id: str) -> No
                 session=session,
             )
     if not started:
-        await _show(
-            rt,
-            view_id,
+        await modal.final_or_log(
             tap_views.problem_modal(
                 "I'm already creating your pass from another click. Close this and look at the other window."
             ),
         )
-        return
+        return None
     try:
-        tap = await _create_with_patience(rt, request, view_id)
+        tap = await _create_with_patience(rt, request, modal)
     except DirectoryError as exc:
-        await _abandon(rt, request, view_id, exc)
-        return
+        await _abandon(rt, request, modal, exc)
+        return None
     try:
-        await rt.slack.update_view(
-            view_id,
+        await modal.final(
             tap_views.pass_modal(
-                tap.value, _expiry(tap, now), bool(tap.usable_once), rt.settings.sign_in_url, FIRST_STEP
+                tap.value,
+                _expiry(tap, now),
+                bool(tap.usable_once),
+                rt.settings.sign_in_url,
+                FIRST_STEP,
+                for_today=request.kind == RequestKind.FORGOTTEN,
             ),
         )
     except SlackError as exc:
@@ -94,8 +214,9 @@ async def reveal(rt: Runtime, request_id: str, clicker: str, view_id: str) -> No
         await tap_common.tell(
             rt, clicker, "I couldn't show your pass, so I cancelled it to be safe. Press *Reveal pass* again."
         )
-        return
+        return None
     await _mark_issued(rt, request, tap, now)
+    return request_id
 
 
 def _reveal_problem(rt: Runtime, request: TapRequest | None, clicker: str) -> str | None:
@@ -103,17 +224,25 @@ def _reveal_problem(rt: Runtime, request: TapRequest | None, clicker: str) -> st
         return "I can't find that request."
     if clicker != request.target_slack_id:
         return "This pass belongs to someone else, so I can't show it to you."
+    if request.kind == RequestKind.DESK_KEY:  # a key prepared at a desk: never a pass to create
+        return "This request is for a security key prepared at a desk; it has no pass."
     if request.state not in (RequestState.APPROVED, RequestState.ISSUED):
         return f"This request is {RequestState(request.state).value.replace('_', ' ')}, so there's no pass to show."
+    cooling_off = privileged.reveal_problem(request, rt.clock.now())  # admin process: not before the delay
+    if cooling_off:
+        return cooling_off
     if request.approval_valid_until is None or rt.clock.now() >= request.approval_valid_until:
         return "The approval for this pass has run out. Ask me again and the helpdesk will take another look."
     return None
 
 
-async def _create_with_patience(rt: Runtime, request: TapRequest, view_id: str) -> IssuedTap:
+async def _create_with_patience(rt: Runtime, request: TapRequest, modal: _Modal) -> IssuedTap:
     """Create the pass; while Entra throttles us, wait as told (bounded) and keep the person informed."""
     policy = await rt.directory.tap_policy()
-    lifetime = rules.pass_lifetime(rt.settings.tap_lifetime_minutes, policy)
+    minutes = rules.configured_lifetime(
+        RequestKind(request.kind), rt.settings.tap_lifetime_minutes, rt.settings.today_pass_minutes
+    )
+    lifetime = rules.pass_lifetime(minutes, policy)
     once = rules.usable_once(rt.settings.tap_usable_once, policy)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + THROTTLE_BUDGET_SECONDS
@@ -126,9 +255,7 @@ async def _create_with_patience(rt: Runtime, request: TapRequest, view_id: str) 
             wait = max(exc.retry_after, 0.1)
             if loop.time() + wait > give_up:
                 raise
-            await _show(
-                rt,
-                view_id,
+            await modal.interim(
                 tap_views.working_modal(
                     f"Microsoft Entra is busy right now, so this is taking a little longer (about {int(wait) + 1} s). "
                     "Keep this window open."
@@ -192,10 +319,14 @@ async def _mark_issued(rt: Runtime, request: TapRequest, tap: IssuedTap, now: da
             },
             session=session,
         )
-    issued = await tap_common.refresh(rt, request.id)
+
+
+async def _after_issue(rt: Runtime, request_id: str) -> None:
+    """After the pass was shown and recorded: the DM and card, the manager's notice, the wizard."""
+    issued = await tap_common.refresh(rt, request_id)
     if issued is not None:
         await _notify_issued(rt, issued)
-    await registration.start_after_reveal(rt, request.id)
+    await registration.start_after_reveal(rt, request_id)
 
 
 async def _notify_issued(rt: Runtime, request: TapRequest) -> None:
@@ -215,8 +346,13 @@ async def _notify_issued(rt: Runtime, request: TapRequest) -> None:
                 mailbox,
                 recipients,
                 "A Temporary Access Pass was issued for your account",
-                "A Temporary Access Pass was just issued for your account through keydesk, to register a "
-                "security key. If this wasn't you, contact the helpdesk immediately.",
+                "A Temporary Access Pass was just issued for your account through keydesk, "
+                + (
+                    "to sign in today while your security key is at home. "
+                    if request.kind == RequestKind.FORGOTTEN
+                    else "to register a security key. "
+                )
+                + "If this wasn't you, contact the helpdesk immediately.",
             )
         except DirectoryError as exc:
             log.warning("tap.notify.mail_failed", error=type(exc).__name__)
@@ -228,7 +364,7 @@ async def _notify_issued(rt: Runtime, request: TapRequest) -> None:
     )
 
 
-async def _abandon(rt: Runtime, request: TapRequest, view_id: str, exc: DirectoryError) -> None:
+async def _abandon(rt: Runtime, request: TapRequest, modal: _Modal, exc: DirectoryError) -> None:
     """Creating failed or its answer was lost: make sure no pass survives, then let the person retry."""
     log.warning("tap.issue.failed", request=request.id, error=type(exc).__name__)
     removed = await _delete_unseen(rt, request)
@@ -240,7 +376,7 @@ async def _abandon(rt: Runtime, request: TapRequest, view_id: str, exc: Director
         else "I couldn't create your pass because Microsoft Entra didn't answer properly. Nothing usable was "
         "left behind. Please press *Reveal pass* again in a minute."
     )
-    await _show(rt, view_id, tap_views.problem_modal(message))
+    await modal.final_or_log(tap_views.problem_modal(message))
 
 
 async def _delete_unseen(rt: Runtime, request: TapRequest) -> int:
@@ -324,7 +460,10 @@ async def expire_pass(rt: Runtime, request_id: str) -> None:
             )
     if won:
         await tap_common.refresh(rt, request_id)
-        await tap_common.alert(
-            rt, f"<@{request.target_slack_id}>'s pass expired before a key was registered.", thread_of=request
-        )
+        if request.kind != RequestKind.FORGOTTEN:  # a pass for today simply ends: nothing went wrong
+            await tap_common.alert(
+                rt,
+                f"<@{request.target_slack_id}>'s pass expired before a key was registered.",
+                thread_of=request,
+            )
         await registration.on_request_changed(rt, request_id)

@@ -15,6 +15,7 @@ class LinkRefused(Exception):
     status: int
     reason: str
     message: str
+    retry_after: float | None = None  # for a 429: seconds the agent must wait (sent as Retry-After)
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"

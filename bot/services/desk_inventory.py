@@ -8,12 +8,17 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.text import clean, safe
+from bot.logs import get_logger
 from bot.services import approvals, desk_link, tap_common
 from bot.services.desk_link import JobOutcome
 from bot.services.runtime import Runtime
 from bot.slack import desk_views
+from bot.slack.messenger import SlackError
 from bot.store import desk_repo, key_repo
+from bot.store.models.desk import DeskAgent
 from bot.store.models.key_inventory import KeyEvent, KeyRecord, KeyState
+
+log = get_logger(__name__)
 
 MAX_KEYS_PER_RESULT = 16
 
@@ -87,6 +92,105 @@ async def record_seen(
     return record
 
 
+def actor_of(actor: str) -> str:
+    """Audit actor form: a bare Slack user id becomes `slack:U…`; `agent:…`, `system` etc. stay."""
+    actor = clean(actor, 120) or "system"
+    return actor if ":" in actor or actor == "system" else f"slack:{actor}"
+
+
+async def record_provisioned(
+    rt: Runtime,
+    *,
+    agent_id: str,
+    report: dict[str, Any],
+    target_entra_id: str,
+    target_slack_id: str | None,
+    method_id: str | None,
+    actor: str,
+) -> KeyRecord | None:
+    """The key at desk `agent_id` now holds `target_entra_id`'s passkey (Entra method `method_id`).
+
+    `report` is the agent's key report (the inspect shape: `aaguid`, `serial_number`, `model` or
+    `product_name`, `firmware`); None is returned only when it names no AAGUID. The record is found
+    by model+serial, else (a key hiding its serial) by the Entra method id, else created; its state
+    becomes `provisioned`, bound to the user, and a `provisioned` event names `actor` (a Slack user id
+    or an audit actor such as `slack:U1`). Idempotent for a retried call with the same method id.
+    """
+    aaguid = _text(report.get("aaguid"), 36)
+    if aaguid is None:
+        return None
+    serial = _text(report.get("serial_number"), 128) or _text(report.get("serial"), 128)
+    model = _text(report.get("model"), 200) or _text(report.get("product_name"), 200)
+    firmware = _text(report.get("firmware"), 64)
+    method = _text(method_id, 200)
+    who = actor_of(actor)
+    at = rt.clock.now()
+    async with rt.db.session() as session:
+        record = await key_repo.by_model_serial(session, aaguid, serial) if serial else None
+        if record is None and method:
+            record = await key_repo.by_method(session, method)
+        if (
+            record is not None
+            and method
+            and (record.state, record.user_entra_id, record.entra_method_id)
+            == (KeyState.PROVISIONED.value, target_entra_id, method)
+        ):
+            return record  # the same provisioning reported again: already recorded
+        before = (record.state, record.user_entra_id) if record else (None, None)
+        if record is None:
+            record = KeyRecord(
+                id=str(uuid.uuid4()),
+                serial=serial,
+                aaguid=aaguid,
+                model=model,
+                firmware=firmware,
+                state=KeyState.PROVISIONED.value,
+                user_entra_id=target_entra_id,
+                user_slack_id=target_slack_id,
+                entra_method_id=method,
+                desk_agent_id=agent_id,
+                first_seen_at=at,
+                last_seen_at=at,
+            )
+            await key_repo.add(session, record)
+        else:
+            key_repo.touch(
+                record,
+                model=model or record.model,
+                firmware=firmware or record.firmware,
+                state=KeyState.PROVISIONED.value,
+                user_entra_id=target_entra_id,
+                user_slack_id=target_slack_id,
+                entra_method_id=method,
+                desk_agent_id=agent_id,
+                last_seen_at=at,
+            )
+        details: dict[str, Any] = {"user": target_entra_id, "method_id": method}
+        if before[0] is not None:
+            details["previous_state"] = before[0]
+        if before[1] and before[1] != target_entra_id:
+            details["previous_user"] = before[1]
+        await key_repo.add_event(
+            session,
+            KeyEvent(
+                key_id=record.id,
+                at=at,
+                kind="provisioned",
+                actor=who,
+                desk_agent_id=agent_id,
+                details=details,
+            ),
+        )
+        await rt.audit.record(
+            "key.inventory.provisioned",
+            actor=who,
+            target=f"key:{record.id}",
+            details={"serial": serial, "aaguid": aaguid, "desk": agent_id, **details},
+            session=session,
+        )
+    return record
+
+
 def _summary(report: dict[str, Any]) -> str:
     serial = safe(_text(report.get("serial_number"), 128) or "no serial exposed", 128)
     model = safe(_text(report.get("model"), 200) or "unknown model", 200)
@@ -134,10 +238,6 @@ async def inspect_done(rt: Runtime, outcome: JobOutcome) -> None:
     await tap_common.tell(rt, who, "\n".join(lines))
 
 
-def register_result_handlers() -> None:
-    desk_link.on_result("inspect", inspect_done)
-
-
 async def _may(rt: Runtime, slack_user_id: str, action: str) -> str | None:
     _, problem = await approvals.authorise_approver(rt, slack_user_id, None)
     if problem:
@@ -148,10 +248,11 @@ async def _may(rt: Runtime, slack_user_id: str, action: str) -> str | None:
     return None
 
 
-async def show_key(rt: Runtime, slack_user_id: str, serial: str) -> str:
+async def key_card(rt: Runtime, slack_user_id: str, serial: str) -> tuple[str, list[dict[str, Any]] | None]:
+    """`/keydesk key SERIAL`: the key's record, its whole history, and the custody buttons (approvers)."""
     problem = await _may(rt, slack_user_id, "key.show.refused")
     if problem:
-        return problem
+        return problem, None
     serial = clean(serial, 128)
     async with rt.db.read() as session:
         records: Sequence[KeyRecord] = await key_repo.by_serial(session, serial)
@@ -161,27 +262,170 @@ async def show_key(rt: Runtime, slack_user_id: str, serial: str) -> str:
         "key.show", actor=f"slack:{slack_user_id}", details={"serial": serial, "found": len(records)}
     )
     if not records:
-        return f"No key with serial `{safe(serial, 128)}` is in the inventory."
-    return desk_views.key_history(records, events, desks)
+        return f"No key with serial `{safe(serial, 128)}` is in the inventory.", None
+    return desk_views.key_history(records, events, desks), desk_views.key_card(records, events, desks)
 
 
-async def inspect_at(rt: Runtime, slack_user_id: str, desk_name: str) -> str:
-    problem = await _may(rt, slack_user_id, "desk.inspect.refused")
+async def show_key(rt: Runtime, slack_user_id: str, serial: str) -> str:
+    """The text of `key_card` (kept for callers that only post text)."""
+    text, _ = await key_card(rt, slack_user_id, serial)
+    return text
+
+
+async def _desk_for_job(
+    rt: Runtime, slack_user_id: str, desk_name: str, action: str
+) -> tuple[DeskAgent | None, str | None]:
+    problem = await _may(rt, slack_user_id, action)
     if problem:
-        return problem
+        return None, problem
     async with rt.db.read() as session:
         agent = await desk_repo.agent_by_name(session, desk_name)
     if agent is None:
-        return f"There is no desk agent named `{safe(desk_name, 64)}`. See `/keydesk desk list`."
+        await rt.audit.record(
+            action,
+            actor=f"slack:{slack_user_id}",
+            target=f"desk:{clean(desk_name, 64)}",
+            outcome="refused",
+            details={"reason": "unknown_desk"},
+        )
+        return None, f"There is no desk agent named `{safe(desk_name, 64)}`. See `/keydesk desk list`."
+    return agent, None
+
+
+async def _submit(
+    rt: Runtime, slack_user_id: str, agent: DeskAgent, kind: str, params: dict[str, Any], action: str
+) -> str | None:
+    """Queue the job; the refusal sentence (audited) when the desk can't take it."""
     try:
-        await desk_link.submit_job(rt, agent.id, "inspect", None, {}, requested_by_slack_id=slack_user_id)
+        await desk_link.submit_job(rt, agent.id, kind, None, params, requested_by_slack_id=slack_user_id)
     except desk_link.AgentUnavailable as exc:
         await rt.audit.record(
-            "desk.inspect.refused",
+            action,
             actor=f"slack:{slack_user_id}",
             target=f"desk:{agent.id}",
             outcome="refused",
             details={"reason": f"agent_{exc}"},
         )
         return f"Desk `{agent.name}` can't take jobs: it is {str(exc).replace('_', ' ')}."
-    return f"Sent to desk `{agent.name}`: plug the key in there. I'll DM you what it finds."
+    return None
+
+
+async def inspect_at(rt: Runtime, slack_user_id: str, desk_name: str) -> str:
+    agent, problem = await _desk_for_job(rt, slack_user_id, desk_name, "desk.inspect.refused")
+    if agent is None:
+        return problem or ""
+    refused = await _submit(rt, slack_user_id, agent, "inspect", {}, "desk.inspect.refused")
+    return refused or f"Sent to desk `{agent.name}`: plug the key in there. I'll DM you what it finds."
+
+
+# --- reset from Slack -----------------------------------------------------------------------------
+RESET_ORIGIN = "slack_reset"  # marks the reset jobs this module asked for (provisioning has its own)
+
+
+async def reset_at(rt: Runtime, slack_user_id: str, desk_name: str) -> str:
+    """`/keydesk desk reset NAME`: an approver asks the desk to factory-reset the key plugged in there.
+    The technician at the desk is guided on the agent's screen (remove, re-insert, touch); the result
+    comes back to the approver by DM."""
+    action = "desk.reset.refused"
+    agent, problem = await _desk_for_job(rt, slack_user_id, desk_name, action)
+    if agent is None:
+        return problem or ""
+    try:
+        name = (await rt.slack.user(slack_user_id)).display
+    except SlackError:
+        name = slack_user_id
+    notice = (
+        f"Reset requested in Slack by {clean(name, 80)}: this erases every passkey and the PIN of "
+        "the key on this desk. Follow the steps below."
+    )
+    params = {"origin": RESET_ORIGIN, "notice": notice}
+    refused = await _submit(rt, slack_user_id, agent, "reset", params, action)
+    if refused:
+        return refused
+    await rt.audit.record(
+        "desk.reset.requested",
+        actor=f"slack:{slack_user_id}",
+        target=f"desk:{agent.id}",
+        details={"name": agent.name},
+    )
+    return (
+        f"Reset sent to desk `{agent.name}`. The person at the desk follows the steps on its screen "
+        "(remove the key, plug it back in, touch it); I'll DM you the result."
+    )
+
+
+async def reset_done(rt: Runtime, outcome: JobOutcome) -> None:
+    if outcome.params.get("origin") != RESET_ORIGIN:
+        return
+    who = outcome.requested_by_slack_id
+    await rt.audit.record(
+        "desk.reset.finished",
+        actor=f"agent:{outcome.agent_name}",
+        target=f"desk:{outcome.agent_id}",
+        outcome="ok" if outcome.ok else "failed",
+        details={"job_id": outcome.job_id, "error": outcome.error},
+    )
+    if not who:
+        return
+    if outcome.ok:
+        seconds = outcome.result.get("seconds_after_insert")
+        when = f" ({seconds} s after it was plugged back in)" if isinstance(seconds, int | float) else ""
+        text = (
+            f":white_check_mark: Desk `{outcome.agent_name}` reset the key{when}: it has no PIN and no "
+            "passkeys now. It can be prepared for someone again."
+        )
+    else:
+        text = f":x: Desk `{outcome.agent_name}` did not reset the key: {outcome.error}"
+    await tap_common.tell(rt, who, text)
+
+
+# --- lost keys --------------------------------------------------------------------------------------
+async def mark_lost(
+    rt: Runtime, *, entra_user_id: str, method_ids: list[str], actor: str, reason: str
+) -> list[str]:
+    """The lost-key flow removed these FIDO2 methods of the user: their keys in the inventory are lost
+    (or stolen: `reason`). Returns the ids of the keys marked now; idempotent. Never raises: the
+    removal in Entra is what protects the user, the inventory must not stand in its way."""
+    wanted = {m for m in method_ids if m}
+    if not wanted:
+        return []
+    who = actor_of(actor)
+    why = clean(reason, 32) or "lost"
+    marked: list[str] = []
+    try:
+        at = rt.clock.now()
+        async with rt.db.session() as session:
+            for record in await key_repo.of_user(session, entra_user_id):
+                if record.entra_method_id not in wanted:
+                    continue
+                if not await key_repo.transition(
+                    session,
+                    record.id,
+                    expected=[s for s in KeyState if s not in (KeyState.LOST, KeyState.RETIRED)],
+                    to=KeyState.LOST,
+                ):
+                    continue
+                details = {"reason": why, "method_id": record.entra_method_id, "was": record.state}
+                await key_repo.add_event(
+                    session,
+                    KeyEvent(
+                        key_id=record.id, at=at, kind="lost", actor=who, desk_agent_id=None, details=details
+                    ),
+                )
+                await rt.audit.record(
+                    "key.inventory.lost",
+                    actor=who,
+                    target=f"key:{record.id}",
+                    details={"serial": record.serial, "user": entra_user_id, **details},
+                    session=session,
+                )
+                marked.append(record.id)
+    except Exception as exc:
+        log.error("key.inventory.lost_failed", error=type(exc).__name__)
+        return []
+    return marked
+
+
+def register_result_handlers() -> None:
+    desk_link.on_result("inspect", inspect_done)
+    desk_link.on_result("reset", reset_done)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import protocol
 from bot.deadlines import Deadline
@@ -23,6 +23,9 @@ from bot.services import desk_keys, tap_common
 from bot.services.desk_common import LinkRefused, refuse
 from bot.services.runtime import Runtime
 from bot.store import desk_repo
+
+if TYPE_CHECKING:
+    from bot.services.desk_limits import AgentLimits
 from bot.store.models.desk import OPEN_JOB_STATES, AgentState, DeskAgent, DeskJob, JobState
 
 log = get_logger(__name__)
@@ -170,7 +173,7 @@ async def authenticate(
         )
     except protocol.ProtocolError as exc:
         alert = None
-        if exc.reason != "expired":
+        if exc.reason not in ("expired", "clock_skew"):  # a skewed clock is a desk problem, not an attack
             alert = f"Desk agent `{agent.name}` sent a message that failed its signature check ({exc.reason}). Refused."
         raise await refuse(
             rt,
@@ -195,9 +198,9 @@ async def authenticate(
             alert=f"Revoked desk agent `{agent.name}` is still calling the server. Refused.",
         )
     async with rt.db.session() as session:
-        # A nonce is only worth keeping while its envelope could still verify.
-        await desk_repo.forget_nonces(session, now - protocol.CLOCK_SKEW - timedelta(minutes=1))
-        fresh = await desk_repo.remember_nonce(session, env.nonce, agent.id, env.expires)
+        # A nonce is kept until its envelope can no longer verify, clock-skew grace included.
+        await desk_repo.forget_nonces(session, now - timedelta(minutes=1))
+        fresh = await desk_repo.remember_nonce(session, env.nonce, agent.id, protocol.accepted_until(env))
         if fresh:
             await desk_repo.set_agent_fields(session, agent.id, last_seen_at=now)
     if not fresh:
@@ -216,9 +219,15 @@ async def authenticate(
 
 
 # --- long-poll --------------------------------------------------------------------------------
-async def poll(rt: Runtime, signed: protocol.Signed) -> dict[str, Any] | None:
-    """The agent's next job as a signed envelope, or None after the long-poll time with nothing to do."""
+async def poll(
+    rt: Runtime, signed: protocol.Signed, *, limits: AgentLimits | None = None
+) -> dict[str, Any] | None:
+    """The agent's next job as a signed envelope, or None after the long-poll time with nothing to do.
+    With `limits`, an agent asking for work too often is refused with 429 (after it proved who it is,
+    so nobody can throttle a desk by naming its id)."""
     agent, _ = await authenticate(rt, signed, protocol.Direction.POLL)
+    if limits is not None:
+        await limits.check(rt, limits.polls_per_agent, "agent_polls", agent.id, actor=f"agent:{agent.name}")
     if agent.state != AgentState.ACTIVE:
         raise await refuse(
             rt,

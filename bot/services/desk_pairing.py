@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import IntegrityError
 
 from agent import protocol
 from bot.logs import get_logger
@@ -16,6 +19,9 @@ from bot.slack import desk_views
 from bot.slack.messenger import PostedMessage, SlackError
 from bot.store import desk_repo
 from bot.store.models.desk import AgentState, DeskAgent, PairingCode
+
+if TYPE_CHECKING:
+    from bot.services.desk_limits import AgentLimits
 
 log = get_logger(__name__)
 
@@ -79,12 +85,19 @@ async def issue_code(rt: Runtime, slack_user_id: str) -> str:
 
 
 # --- the agent registers ----------------------------------------------------------------------
-async def pair(rt: Runtime, body: object) -> dict[str, str]:
-    """Register an agent from its pairing request; raise LinkRefused (audited) when refused."""
+async def pair(
+    rt: Runtime, body: object, *, limits: AgentLimits | None = None, source: str = "unknown"
+) -> dict[str, str]:
+    """Register an agent from its pairing request; raise LinkRefused (audited) when refused. With
+    `limits`, attempts per code are limited and guesses of never-issued codes counted from `source`."""
     if not isinstance(body, dict):
         raise LinkRefused(400, "malformed", "The pairing request is not JSON.")
-    code, name, public_key = (str(body.get(k) or "") for k in ("code", "name", "public_key"))
+    code, name, public_key = (str(body.get(k) or "")[:256] for k in ("code", "name", "public_key"))
     actor = "agent:pairing"
+    if limits is not None:
+        await limits.check(
+            rt, limits.pair_per_code, "pairing_code", code_hash(code)[:16], actor=f"ip:{source}"
+        )
     if not NAME.match(name):
         raise await refuse(
             rt,
@@ -120,17 +133,19 @@ async def pair(rt: Runtime, body: object) -> dict[str, str]:
             reason="tampered",
             message="The pairing request was altered.",
         )
-    return await _register(rt, code, name, public_key)
+    return await _register(rt, code, name, public_key, limits, source)
 
 
-async def _register(rt: Runtime, code: str, name: str, public_key: str) -> dict[str, str]:
+async def _register(
+    rt: Runtime, code: str, name: str, public_key: str, limits: AgentLimits | None, source: str
+) -> dict[str, str]:
     now = rt.clock.now()
     actor = f"agent:{name}"
     async with rt.db.read() as session:
         found = await desk_repo.code_by_hash(session, code_hash(code))
-        taken = await desk_repo.agent_by_name(session, name)
+        taken = await desk_repo.live_agent_by_name(session, name)
     if found is None:
-        raise await refuse(
+        refused = await refuse(
             rt,
             "desk.pair.refused",
             actor=actor,
@@ -138,7 +153,11 @@ async def _register(rt: Runtime, code: str, name: str, public_key: str) -> dict[
             status=403,
             reason="unknown_code",
             message="That pairing code is not valid. Ask an approver for a new one.",
+            details={"source": source},
         )
+        if limits is not None:
+            await limits.failed_guess(rt, source)
+        raise refused
     if found.used_at is not None:
         raise await refuse(
             rt,
@@ -169,7 +188,8 @@ async def _register(rt: Runtime, code: str, name: str, public_key: str) -> dict[
             target=f"desk:{name}",
             status=409,
             reason="name_taken",
-            message=f"A desk agent named {name} already exists. Choose another name.",
+            message=f"A desk agent named {name} is already paired. Choose another name, or ask an "
+            "approver to revoke the old one first (`/keydesk desk revoke NAME`).",
         )
     needs_second = rt.settings.agent_pairing_needs_second_approver
     agent = DeskAgent(
@@ -181,24 +201,19 @@ async def _register(rt: Runtime, code: str, name: str, public_key: str) -> dict[
         paired_at=now,
         confirmed_at=None if needs_second else now,
     )
-    async with rt.db.session() as session:
-        if not await desk_repo.use_code(session, found.id, now, agent.id):
-            won = False
-        else:
-            won = True
-            await desk_repo.add_agent(session, agent)
-            await rt.audit.record(
-                "desk.agent.paired",
-                actor=actor,
-                target=f"desk:{agent.id}",
-                details={
-                    "name": name,
-                    "code_issued_by": found.issued_by_slack_id,
-                    "fingerprint": protocol.fingerprint(public_key),
-                    "state": agent.state,
-                },
-                session=session,
-            )
+    try:
+        won = await _store_agent(rt, agent, found, now)
+    except IntegrityError:  # another pairing took the same live name, or the same key, meanwhile
+        raise await refuse(
+            rt,
+            "desk.pair.refused",
+            actor=actor,
+            target=f"desk:{name}",
+            status=409,
+            reason="name_taken",
+            message=f"A desk agent named {name} (or with this key) was paired a moment ago. "
+            "Choose another name.",
+        ) from None
     if not won:  # a concurrent request used the code between our read and our write
         raise await refuse(
             rt,
@@ -219,6 +234,29 @@ async def _register(rt: Runtime, code: str, name: str, public_key: str) -> dict[
         "server_public_key": server_public,
         "server_fingerprint": protocol.fingerprint(server_public),
     }
+
+
+async def _store_agent(rt: Runtime, agent: DeskAgent, found: PairingCode, now: datetime) -> bool:
+    """Use the code and store the agent in one transaction; False when the code was used meanwhile.
+    A revoked agent's name may be taken again: only live agents' names are unique (the old row, its
+    jobs and its audit history stay, under its own id)."""
+    async with rt.db.session() as session:
+        if not await desk_repo.use_code(session, found.id, now, agent.id):
+            return False
+        await desk_repo.add_agent(session, agent)
+        await rt.audit.record(
+            "desk.agent.paired",
+            actor=f"agent:{agent.name}",
+            target=f"desk:{agent.id}",
+            details={
+                "name": agent.name,
+                "code_issued_by": found.issued_by_slack_id,
+                "fingerprint": protocol.fingerprint(agent.public_key),
+                "state": agent.state,
+            },
+            session=session,
+        )
+    return True
 
 
 # --- the helpdesk decides ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from bot.domain.eligibility import CheckResult
 from bot.domain.tap_request import RequestKind
 from bot.domain.text import safe
 from bot.logs import get_logger
-from bot.services import identity, onboarding, tap_common
+from bot.services import desk_inventory, identity, onboarding, tap_common
 from bot.services.approvals import authorise_approver
 from bot.services.runtime import Runtime
 from bot.slack import lost_views as views
@@ -368,7 +368,13 @@ async def _check_choice(
         return
     current = {m.id: m for m in listed}
     chosen = [
-        _entry(current[i]) if i in current else offered[i].with_outcome(StepOutcome.ALREADY_GONE)
+        _entry(current[i])
+        if i in current
+        # Not listed: gone, unless Graph could not be asked about its kind (a hardware token when the
+        # beta list failed): then it stays owed and is deleted by id (Graph's 404 says if it was gone).
+        else offered[i].with_outcome(StepOutcome.ALREADY_GONE)
+        if listed.checked(offered[i].kind)
+        else offered[i]
         for i in picked
     ]
     strong_left = any(m.kind.phishing_resistant and m.id not in picked for m in listed)
@@ -600,6 +606,13 @@ async def run_steps(rt: Runtime, report_id: str) -> Run:
     user, waits = report.target_entra_id, _Waits()
     listed = await _listed(rt, user, waits)
     items, removed_now = await _delete_owed(rt, report, listed, waits)
+    await desk_inventory.mark_lost(  # the key inventory follows: those keys are lost (never raises)
+        rt,
+        entra_user_id=user,
+        method_ids=[i.id for i in items if i.kind == MethodKind.FIDO2 and i.outcome.succeeded],
+        actor=f"slack:{report.reporter_slack_id}",
+        reason=report.reason or "lost",
+    )
     revoke, revoke_error = StepOutcome(report.revoke_outcome), report.revoke_error
     if not revoke.finished or removed_now:  # a removal after an earlier sign-out needs another one
         revoke, revoke_error = await _revoke(rt, report, waits)
@@ -609,10 +622,12 @@ async def run_steps(rt: Runtime, report_id: str) -> Run:
 
 async def _listed(rt: Runtime, user: str, waits: _Waits) -> dict[str, AuthMethod] | None:
     try:
-        return {m.id: m for m in await rt.directory.list_methods(user)}
+        listed = await rt.directory.list_methods(user)
     except RETRYABLE as exc:
         waits.note(exc)
         return None  # deletes go ahead by id: the ids were checked against this user's list at submit
+    # A kind Graph was not asked about (hardware tokens, beta) is not "gone": delete by id, as above.
+    return {m.id: m for m in listed} if not listed.unchecked else None
 
 
 async def _delete_owed(
@@ -920,7 +935,8 @@ async def choose_new_key(rt: Runtime, clicker: str, report_id: str) -> None:
 
 
 async def ask_pass_today(rt: Runtime, clicker: str, report_id: str) -> None:
-    """'Left at home': a short pass for today through the normal approval, marked as such on the card."""
+    """'Left at home': a pass for today through the normal approval, marked as such on the card; it lasts
+    KEYDESK_TODAY_PASS_MINUTES and starts no key setup (see registration.start)."""
     report = await _for_target(rt, clicker, report_id, "pass_today")
     if report is None:
         return

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.directory import DirectoryError
+from bot.domain import admin_process
 from bot.domain import eligibility as rules
 from bot.domain.eligibility import CheckName, CheckResult
 from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
 from bot.logs import get_logger
-from bot.services import identity, tap_common
+from bot.services import identity, privileged, tap_common
 from bot.services.identity import Identity, IdentityRefused
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
@@ -49,7 +52,7 @@ async def evaluate(rt: Runtime, who: Identity, kind: RequestKind) -> list[CheckR
     )
     roles, methods, taps, memberships = await asyncio.gather(
         rt.directory.directory_roles(user_id),
-        rt.directory.list_methods(user_id),
+        rt.directory.list_methods(user_id, hardware_oath=False),  # tokens are not phishing-resistant
         rt.directory.list_taps(user_id),
         rt.directory.member_of_groups(user_id, sorted(scope_groups)) if scope_groups else _no_groups(),
     )
@@ -60,15 +63,30 @@ async def evaluate(rt: Runtime, who: Identity, kind: RequestKind) -> list[CheckR
             session, now - timedelta(days=1), target_entra_id=user_id
         )
     excluded = memberships & set(rt.settings.excluded_group_ids)
+    if kind is RequestKind.DESK_KEY:
+        # A key prepared at a desk issues no pass: the TAP policy's scope and a live pass are beside the
+        # point (Graph applies the FIDO2 policy itself when the key is registered, and the desk says so
+        # if it refuses), and a person who already has a key may get another or a replacement
+        # (check_no_strong_method lets every kind but ONBOARDING through).
+        tap_policy = rules.passed(CheckName.TAP_POLICY, "not needed: a desk key issues no pass")
+        no_pass = rules.passed(CheckName.NO_VALID_PASS, "not needed: a desk key issues no pass")
+    else:
+        tap_policy = rules.check_tap_policy(
+            policy, memberships & set(policy.include_group_ids), memberships & set(policy.exclude_group_ids)
+        )
+        no_pass = rules.check_no_valid_pass(taps)
     return [
         rules.passed(CheckName.SLACK_MEMBER, f"{who.slack.name} ({who.slack.id}), team {who.slack.team_id}"),
         rules.passed(CheckName.ENTRA_ACCOUNT, f"{who.entra.user_principal_name} (enabled member)"),
-        rules.check_privilege(roles, excluded, allow_privileged=rt.settings.allow_privileged_targets),
-        rules.check_tap_policy(
-            policy, memberships & set(policy.include_group_ids), memberships & set(policy.exclude_group_ids)
+        # The admin process (two approvers, cooling-off) covers passes; a desk key is never for an admin.
+        rules.check_privilege(
+            roles,
+            excluded,
+            allow_privileged=rt.settings.allow_privileged_targets and kind is not RequestKind.DESK_KEY,
         ),
+        tap_policy,
         rules.check_no_strong_method(methods, kind),
-        rules.check_no_valid_pass(taps),
+        no_pass,
         rules.check_rate_limits(
             requests_today,
             passes_today,
@@ -126,6 +144,23 @@ async def request_pass(
     return await _file(rt, who, checks, kind, requester=slack_user_id)
 
 
+async def file_request(
+    rt: Runtime,
+    who: Identity,
+    checks: list[CheckResult],
+    kind: RequestKind,
+    *,
+    requester: str,
+    profile_extra: dict[str, Any] | None = None,
+    on_filed: Callable[[AsyncSession, str], Awaitable[None]] | None = None,
+) -> Outcome:
+    """File a request whose checks already passed (the desk-key flow files its own this way).
+    `on_filed(session, request_id)` runs in the transaction that creates the request, before its card."""
+    return await _file(
+        rt, who, checks, kind, requester=requester, profile_extra=profile_extra, on_filed=on_filed
+    )
+
+
 async def _file(
     rt: Runtime,
     who: Identity,
@@ -134,6 +169,8 @@ async def _file(
     *,
     requester: str,
     existing_id: str | None = None,
+    profile_extra: dict[str, Any] | None = None,
+    on_filed: Callable[[AsyncSession, str], Awaitable[None]] | None = None,
 ) -> Outcome:
     manager_entra, manager_slack, manager_name = await _find_manager(rt, who)
     if rt.settings.require_manager_confirmation:
@@ -143,12 +180,13 @@ async def _file(
     now = rt.clock.now()
     values: dict[str, Any] = {
         "target_entra_id": who.entra.id,
-        "target_profile": _profile(who, manager_name),
+        "target_profile": _profile(who, manager_name) | (profile_extra or {}),
         "checks": _checks_json(checks),
         "manager_entra_id": manager_entra,
         "manager_slack_id": manager_slack,
         "manager_status": status.value,
         "decide_by": now + timedelta(minutes=rt.settings.request_ttl_minutes),
+        "approvals_needed": admin_process.approvals_needed(checks),
     }
     async with rt.db.session() as session:
         if existing_id is None:
@@ -195,16 +233,45 @@ async def _file(
                 "kind": kind.value,
                 "checks": _checks_json(checks),
                 "manager": status.value,
+                "approvals_needed": values["approvals_needed"],
             },
             session=session,
         )
+        if on_filed is not None:
+            await on_filed(session, request_id)
     request_row = await tap_common.load(rt, request_id)
     assert request_row is not None
     await tap_common.post_card(rt, request_row)
+    if privileged.applies(request_row):  # a privileged account: a security alert, loud
+        await privileged.announce_filed(rt, request_row)
     await tap_common.refresh(rt, request_id, card=False)
+    await _mail_the_person(rt, request_row)
     if status is ManagerStatus.PENDING and manager_slack:
         await _ask_manager(rt, request_row, manager_slack)
     return Outcome(request_id)
+
+
+async def _mail_the_person(rt: Runtime, request: TapRequest) -> None:
+    """Tell the person outside Slack that a request was filed in their name: a taken-over Slack account
+    asking for itself is noticed in the mailbox it doesn't control (security.md case 40)."""
+    mailbox, upn = rt.settings.notify_mailbox, (request.target_profile or {}).get("upn")
+    if not mailbox or not upn:
+        return
+    what = (
+        "a security key prepared by the helpdesk"
+        if request.kind == RequestKind.DESK_KEY.value
+        else "a Temporary Access Pass"
+    )
+    try:
+        await rt.directory.send_mail(
+            mailbox,
+            [str(upn)],
+            f"A request for {what} was filed for your account",
+            f"A request for {what} for your account was just filed through keydesk and is waiting for the "
+            "helpdesk's approval. If this wasn't you, contact the helpdesk immediately.",
+        )
+    except DirectoryError as exc:
+        log.warning("tap.request.mail_failed", request=request.id, error=type(exc).__name__)
 
 
 async def _find_manager(rt: Runtime, who: Identity) -> tuple[str | None, str | None, str | None]:

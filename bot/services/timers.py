@@ -6,7 +6,17 @@ from collections.abc import Awaitable, Callable
 
 from bot.deadlines import Deadline, RetryLater
 from bot.directory import Throttled, Unavailable
-from bot.services import approvals, delivery, desk_inventory, desk_link, lost_key, onboarding, registration
+from bot.services import (
+    approvals,
+    delivery,
+    desk_inventory,
+    desk_link,
+    desk_provisioning,
+    lost_key,
+    onboarding,
+    privileged,
+    registration,
+)
 from bot.services.runtime import Runtime
 
 
@@ -29,7 +39,9 @@ def register_deadline_handlers(rt: Runtime) -> None:
     rt.deadlines.register(approvals.APPROVAL_DEADLINE, _per_request(rt, approvals.expire_approval))
     rt.deadlines.register(delivery.ORPHAN_DEADLINE, _per_request(rt, delivery.check_orphan))
     rt.deadlines.register(delivery.PASS_EXPIRY_DEADLINE, _per_request(rt, delivery.expire_pass))
+    rt.deadlines.register(privileged.COOLING_OFF_DEADLINE, _per_request(rt, privileged.cooling_off_over))
     lost_key.register_lost_key_deadlines(rt)
     registration.register_registration_deadlines(rt)
     desk_link.register_deadlines(rt)
     desk_inventory.register_result_handlers()
+    desk_provisioning.register(rt)

@@ -35,6 +35,12 @@ class Action(StrEnum):
     # Desk agents (issue #6)
     DESK_AGENT_CONFIRM = "desk_agent_confirm"
     DESK_AGENT_REJECT = "desk_agent_reject"
+    # The key inventory's chain of custody (issue #6)
+    KEY_HANDOVER = "key_handover"
+    KEY_RETIRE = "key_retire"
+    KEY_RECEIVED = "key_received"
+    KEY_NOT_RECEIVED = "key_not_received"
+    DESK_PIN_REVEAL = "desk_pin_reveal"  # the owner of a key prepared for pickup reveals its PIN
 
 
 class ViewId(StrEnum):
@@ -46,6 +52,8 @@ class ViewId(StrEnum):
     LOST_KEY_FORM = "lost_key_form_modal"
     LOST_KEY_CONFIRM = "lost_key_confirm_modal"
     WIZARD_OATH = "wizard_oath_modal"
+    KEY_HANDOVER = "key_handover_modal"
+    DESK_PROVISION = "desk_provision_modal"
 
 
 class Callback(StrEnum):

@@ -501,9 +501,10 @@ def at_home_dm(report: LostReport) -> tuple[str, list[b.Block]]:
         *_on_behalf(report),
         b.section(
             ":house: *Key left at home: nothing was removed*, your key stays registered.\n"
-            "If you need to sign in today without it, ask for a *pass for today*. The helpdesk checks it's "
-            "really you and approves it; the request is marked _Key left at home: a pass for today_ and "
-            "the pass is short-lived."
+            "If you need to sign in today without it, ask for a *pass for today*: a Temporary Access Pass "
+            "to sign in with for today only, which then stops working by itself. The "
+            "helpdesk checks it's really you and approves it; the request is marked _Key left at home: a "
+            "pass for today_. There's nothing to set up, and your key works again as soon as you have it."
         ),
     ]
     if report.replacement_request_id:

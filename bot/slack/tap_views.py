@@ -21,6 +21,7 @@ KIND_LABEL = {
     RequestKind.ONBOARDING: "First security key",
     RequestKind.REPLACEMENT: "Replacement after a lost key",
     RequestKind.FORGOTTEN: "Key left at home: a pass for today",
+    RequestKind.DESK_KEY: "Security key prepared at a desk",
 }
 MANAGER_LABEL = {
     ManagerStatus.NOT_REQUIRED: "not required",
@@ -44,6 +45,20 @@ STATE_LABEL = {
 }
 
 
+TODAY_CARD_NOTE = (
+    ":house: *A pass for today only.* Their key stays registered; it's at home. The pass lets them sign "
+    "in today and no key setup follows."
+)
+
+
+def state_label(request: TapRequest) -> str:
+    """The request's state in words; a pass for today ends with no key to register."""
+    state = RequestState(request.state)
+    if state is RequestState.PASS_EXPIRED and request.kind == RequestKind.FORGOTTEN:
+        return "Pass for today ended (deleted)"
+    return STATE_LABEL[state]
+
+
 def ts(when: datetime | None, fmt: str = "{date_short_pretty} {time}") -> str:
     """A time Slack renders in each reader's own time zone."""
     if when is None:
@@ -63,14 +78,18 @@ def card(
     profile = request.target_profile or {}
     state = RequestState(request.state)
     name = escape_mrkdwn(str(profile.get("display_name") or request.target_slack_id))
-    text = f"Temporary Access Pass request for {name}: {STATE_LABEL[state]}"
+    desk_key = request.kind == RequestKind.DESK_KEY
+    noun = "Security key" if desk_key else "Temporary Access Pass"
+    text = f"{noun} request for {name}: {state_label(request)}"
     asked_by = (
         f"<@{request.requester_slack_id}> for themselves"
         if request.requester_slack_id == request.target_slack_id
         else f"<@{request.requester_slack_id}> (helpdesk) for <@{request.target_slack_id}>"
     )
     body: list[b.Block] = [
-        b.header(f"Pass request: {profile.get('display_name') or 'unknown'}"[:150]),
+        b.header(
+            f"{'Key' if desk_key else 'Pass'} request: {profile.get('display_name') or 'unknown'}"[:150]
+        ),
         b.section(
             f"*{KIND_LABEL[RequestKind(request.kind)]}* · asked by {asked_by} · {_age(request, now)} ago"
         ),
@@ -84,11 +103,20 @@ def card(
                 ("Manager", escape_mrkdwn(str(profile.get("manager") or "none in Entra"))),
                 ("Account created", ts(_parse(profile.get("created")), "{date_short_pretty}")),
                 ("Manager confirmation", MANAGER_LABEL[ManagerStatus(request.manager_status)]),
-                ("Status", STATE_LABEL[state]),
+                ("Status", state_label(request)),
             ]
         ),
         b.section("*Checks*\n" + "\n".join(_check_line(c) for c in request.checks or [])),
     ]
+    if desk_key:
+        from bot.slack import provision_views
+
+        body.insert(2, b.section(provision_views.card_line(request)))
+    if request.kind == RequestKind.FORGOTTEN:
+        body.insert(2, b.context(TODAY_CARD_NOTE))
+    from bot.slack import privileged_views  # the admin process for privileged accounts
+
+    body.extend(privileged_views.card_status(request))
     if state is RequestState.AWAITING_APPROVAL:
         body.append(
             b.context(
@@ -113,6 +141,7 @@ def card(
         body.append(
             b.section(f"*{verb}* by <@{request.decided_by_slack_id}> {ts(request.decided_at)}{how}{note}")
         )
+    body.extend(privileged_views.card_tail(request, now))
     if request.tap_expires_at and state in (
         RequestState.ISSUED,
         RequestState.COMPLETED,
@@ -146,6 +175,10 @@ def _parse(value: Any) -> datetime | None:
 # --- The requester's DM ---------------------------------------------------------------------------
 def dm_status(request: TapRequest, support: str) -> tuple[str, list[b.Block]]:
     """One DM message per request, updated in place as the request moves. No secret, ever."""
+    if request.kind == RequestKind.DESK_KEY:
+        from bot.slack import provision_views
+
+        return provision_views.dm_status(request, support)
     state = RequestState(request.state)
     if state is RequestState.AWAITING_TARGET:
         text = "The helpdesk opened a Temporary Access Pass request for you. Did you ask for this?"
@@ -178,16 +211,22 @@ def dm_status(request: TapRequest, support: str) -> tuple[str, list[b.Block]]:
             ),
         ]
     if state in (RequestState.APPROVED, RequestState.ISSUING, RequestState.ISSUED):
-        text = "Your Temporary Access Pass is ready."
+        today = request.kind == RequestKind.FORGOTTEN
+        text = "Your pass for today is ready." if today else "Your Temporary Access Pass is ready."
         detail = (
             f"You revealed it {request.reveal_count}×; it's valid until {ts(request.tap_expires_at)}. "
             "Revealing again creates a new pass and cancels the old one."
             if request.reveal_count
-            else f"Reveal it when you're at your computer and ready to set up your key (before "
-            f"{ts(request.approval_valid_until)})."
+            else f"Reveal it when you're at your computer and ready {'to sign in' if today else 'to set up your key'} "
+            f"(before {ts(request.approval_valid_until)})."
         )
+        if today:
+            detail += " It's for today only: your security key still works when you have it back."
+        from bot.slack import privileged_views
+
+        detail = privileged_views.dm_detail(request) or detail  # admin process: after the cooling-off
         return text, [
-            b.section(f":key: *Your Temporary Access Pass is ready.*\n{detail}"),
+            b.section(f":key: *{text}*\n{detail}"),
             b.actions(b.button("Reveal pass", Action.TAP_REVEAL, value=request.id, style="primary")),
             b.context(
                 "The pass is shown only to you, in a pop-up window. Never share it, not even with the helpdesk."
@@ -199,6 +238,13 @@ def dm_status(request: TapRequest, support: str) -> tuple[str, list[b.Block]]:
             b.section(
                 f"Your request wasn't approved. This usually means the helpdesk couldn't verify it was you. "
                 f"Please contact {escape_mrkdwn(support)} to sort it out."
+            )
+        ]
+    if state is RequestState.PASS_EXPIRED and request.kind == RequestKind.FORGOTTEN:
+        return "Your pass for today has ended.", [
+            b.section(
+                ":hourglass: Your pass for today has ended, and I've deleted it. Your security key still "
+                "works: sign in with it as usual when you have it back."
             )
         ]
     if state in (RequestState.EXPIRED, RequestState.PASS_EXPIRED):
@@ -232,11 +278,13 @@ def approve_modal(request: TapRequest, choices: dict[str, str], opened_at: datet
     profile = request.target_profile or {}
     options = [{"text": b.plain(label), "value": key} for key, label in choices.items()]
     metadata = json.dumps({"request_id": request.id, "opened_at": opened_at.isoformat()})
+    desk_key = request.kind == RequestKind.DESK_KEY
+    what = "preparing a security key" if desk_key else "a Temporary Access Pass"
     return b.modal(
-        "Approve pass",
+        "Approve key" if desk_key else "Approve pass",
         [
             b.section(
-                f"Approve a Temporary Access Pass for *{escape_mrkdwn(str(profile.get('display_name')))}* "
+                f"Approve {what} for *{escape_mrkdwn(str(profile.get('display_name')))}* "
                 f"({escape_mrkdwn(str(profile.get('upn')))})?\nOnly approve after you verified the person "
                 "yourself. Knowledge questions (birthday, employee id) don't count."
             ),
@@ -300,19 +348,35 @@ def problem_modal(message: str) -> dict[str, Any]:
 
 
 def pass_modal(
-    value: Secret, expires_at: datetime, usable_once: bool, sign_in_url: str, first_step: str
+    value: Secret,
+    expires_at: datetime,
+    usable_once: bool,
+    sign_in_url: str,
+    first_step: str,
+    *,
+    for_today: bool = False,
 ) -> dict[str, Any]:
-    """The only place a pass value ever goes: a modal, seen by its owner alone."""
+    """The only place a pass value ever goes: a modal, seen by its owner alone. `for_today`: a pass to
+    sign in with while the key is at home (nothing to set up), instead of one to register a key."""
     once = "It works *once*." if usable_once else "You can use it more than once until it expires."
+    if for_today:
+        what = "Here is your *pass for today* (a Temporary Access Pass). Copy it now: I can't show this one again."
+        how = (
+            f"*Sign in* at <{sign_in_url}|{sign_in_url}> with your work email; when you're asked for your "
+            "security key or password, choose to use a Temporary Access Pass and enter this one.\n"
+            "Your security key still works: when you have it back, sign in with it as usual. "
+            "There's nothing to set up."
+        )
+    else:
+        what = "Here is your *Temporary Access Pass*. Copy it now: I can't show this one again."
+        how = f"*First step:* {first_step}\nSign in at <{sign_in_url}|{sign_in_url}> with your work email and this pass."
     return b.modal(
         "Your pass",
         [
-            b.section("Here is your *Temporary Access Pass*. Copy it now: I can't show this one again."),
+            b.section(what),
             {"type": "section", "block_id": "pass", "text": b.mrkdwn(f"```{value.reveal()}```")},
             b.section(f"Valid until *{ts(expires_at)}*. {once}"),
-            b.section(
-                f"*First step:* {first_step}\nSign in at <{sign_in_url}|{sign_in_url}> with your work email and this pass."
-            ),
+            b.section(how),
             b.context(
                 "Never share this pass, not even with the helpdesk. Close this window when you're done."
             ),
@@ -325,11 +389,21 @@ def pass_modal(
 def manager_question(request: TapRequest) -> tuple[str, list[b.Block]]:
     profile = request.target_profile or {}
     name = escape_mrkdwn(str(profile.get("display_name")))
-    text = f"Did you expect {name} to ask for a Temporary Access Pass?"
+    if request.kind == RequestKind.DESK_KEY:
+        text = f"Did you expect the helpdesk to prepare a security key for {name}?"
+        asked = f"The helpdesk is preparing a *security key* for *{name}* at a service desk."
+    else:
+        what = (
+            "a *Temporary Access Pass* for today, having left their security key at home"
+            if request.kind == RequestKind.FORGOTTEN
+            else "a *Temporary Access Pass* to set up a security key"
+        )
+        text = f"Did you expect {name} to ask for a Temporary Access Pass?"
+        asked = f"*{name}* asked for {what}."
     return text, [
         b.section(
-            f"*{name}* asked for a *Temporary Access Pass* to set up a security key. You're listed as their "
-            "manager. *Do you expect this request?* If not, it might be someone pretending to be them."
+            f"{asked} You're listed as their manager. *Do you expect this request?* "
+            "If not, it might be someone pretending to be them."
         ),
         b.actions(
             b.button("Yes, I expect it", Action.MANAGER_CONFIRM, value=request.id, style="primary"),

@@ -18,9 +18,23 @@ async def agent(session: AsyncSession, agent_id: str) -> DeskAgent | None:
     return await session.get(DeskAgent, agent_id, populate_existing=True)
 
 
+async def live_agent_by_name(session: AsyncSession, name: str) -> DeskAgent | None:
+    """The paired (awaiting confirmation or active) agent with this name; at most one exists."""
+    result = await session.execute(
+        select(DeskAgent).where(DeskAgent.name == name, DeskAgent.state != AgentState.REVOKED.value)
+    )
+    return result.scalars().first()
+
+
 async def agent_by_name(session: AsyncSession, name: str) -> DeskAgent | None:
-    result = await session.execute(select(DeskAgent).where(DeskAgent.name == name))
-    return result.scalar_one_or_none()
+    """The live agent with this name, else the most recently paired revoked one (names are reused)."""
+    live = await live_agent_by_name(session, name)
+    if live is not None:
+        return live
+    result = await session.execute(
+        select(DeskAgent).where(DeskAgent.name == name).order_by(DeskAgent.paired_at.desc()).limit(1)
+    )
+    return result.scalars().first()
 
 
 async def agents(session: AsyncSession) -> Sequence[DeskAgent]:

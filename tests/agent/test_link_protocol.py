@@ -62,9 +62,11 @@ def test_tampered_wrong_agent_and_foreign_signer_are_refused(
 
 
 def test_expired_and_overlong_jobs_are_refused(link: AgentLink, server: protocol.Ed25519PrivateKey) -> None:
-    link.clock = lambda: NOW + timedelta(minutes=5, seconds=1)
+    link.clock = lambda: NOW + timedelta(minutes=5, seconds=1)  # within the 2-minute clock-skew grace
+    link.check_job(job(server).to_json())
+    link.clock = lambda: NOW + timedelta(minutes=7, seconds=1)
     with pytest.raises(JobRefused, match="expired"):
-        link.check_job(job(server).to_json())
+        link.check_job(job(server, nonce="another").to_json())
     link.clock = lambda: NOW
     overlong = job(server, expires_at=protocol.iso(NOW + timedelta(minutes=10)))
     with pytest.raises(JobRefused, match="expired"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -43,12 +44,13 @@ class Throttle:
         if self._last is not None:
             self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - 1e-9:  # float noise must not cost a whole extra round trip
+            self._tokens = max(0.0, self._tokens - 1.0)
             self.admitted += 1
             return None
         self.refused += 1
-        return round((1.0 - self._tokens) / self.rate, 3) or 0.001
+        # Rounded up to 0.1 ms (float noise aside): a client that waits as told finds its token.
+        return max(0.0001, math.ceil((1.0 - self._tokens) / self.rate * 10_000 - 1e-6) / 10_000)
 
     def lower_bound(self, requests: int) -> float:
         """The least time `requests` admitted requests can take: the burst is free, then 1/rate each."""

@@ -9,7 +9,10 @@ Completion watch (deadline `registration.watch`, one per request): it lists the 
 Graph and looks for one of the guide's kind, not there at the reveal and created after it. When found:
 the pass is deleted at once, the request closes (ISSUED -> COMPLETED), the wizard says which key Entra
 shows and how to test it, the helpdesk card and App Home follow, and the audit log records it.
-It stops at the pass's expiry plus `GRACE`.
+It stops at the pass's expiry plus `GRACE`. Hardware OATH tokens are listed by Graph only in beta: the
+watch asks for them (one more call per look, counted against the budget) only while the person follows
+the token guide, and a token counts once it is activated. A pass for today (key left at home) starts no
+wizard, watch or nudge: there is nothing to register.
 
 Polling budget and detection bound (measured by bench/registration_watch.py):
 - each person is polled every `max(interval, floor)` seconds (plus jitter). The interval backs off with

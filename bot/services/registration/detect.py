@@ -23,8 +23,12 @@ def new_method(methods: list[AuthMethod], row: Wizard, method: GuideMethod) -> A
     since = row.revealed_at - CREATED_SKEW
 
     def is_new(m: AuthMethod) -> bool:
-        if m.kind is not kind or (baseline is not None and m.id in baseline):
-            return False
+        if m.kind is not kind or not m.usable or (baseline is not None and m.id in baseline):
+            return False  # not usable: a hardware token assigned but not activated yet
+        if m.kind is MethodKind.HARDWARE_OATH and baseline is not None:
+            # The baseline left out tokens not activated then, and Graph's createdDateTime of a token
+            # may be when it was assigned (before the reveal): activated since the reveal is what counts.
+            return True
         return m.created >= since if m.created is not None else baseline is not None
 
     fresh = [m for m in methods if is_new(m)]

@@ -26,7 +26,7 @@ async def home_blocks(rt: Runtime, user_id: str) -> list[b.Block]:
     if request is not None:
         state = RequestState(request.state)
         until = wizard_views.local_time(request.tap_expires_at, tz) if state is RequestState.ISSUED else None
-        facts = HomeFacts(request_label=tap_views.STATE_LABEL[state], pass_until=until)
+        facts = HomeFacts(request_label=tap_views.state_label(request), pass_until=until)
     if row is not None and row.live:
         facts = HomeFacts(
             request_label=facts.request_label,

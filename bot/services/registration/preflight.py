@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.directory import DirectoryError
+from bot.directory import DirectoryError, MethodKind
 from bot.logs import get_logger
 from bot.services.registration.guides import library
 from bot.services.runtime import Runtime
@@ -37,9 +37,18 @@ async def preflight(rt: Runtime, entra_id: str) -> Preflight:
 
 
 async def baseline(rt: Runtime, entra_id: str) -> list[str] | None:
-    """The methods already there at the reveal (None: unknown, then only creation times count)."""
+    """The usable methods already there at the reveal (None: unknown, then only creation times count).
+
+    Hardware tokens included (the person may switch to the token guide later): one beta call per setup.
+    If Graph would not list them, the baseline is unknown rather than silently without them, or an
+    old token without a creation time would later look new. A token assigned but not activated is left
+    out: activating it during the setup is the registration we watch for."""
     try:
-        return [m.id for m in await rt.directory.list_methods(entra_id)]
+        methods = await rt.directory.list_methods(entra_id)
     except DirectoryError as exc:
         log.warning("registration.baseline_unavailable", error=type(exc).__name__)
         return None
+    if not methods.checked(MethodKind.HARDWARE_OATH):
+        log.warning("registration.baseline_without_tokens")
+        return None
+    return [m.id for m in methods if m.usable]

@@ -1,4 +1,7 @@
-"""Starting the wizard after the reveal: one wizard per request, its first look and its nudge armed."""
+"""Starting the wizard after the reveal: one wizard per request, its first look and its nudge armed.
+
+Not for a pass for today (RequestKind.FORGOTTEN): the person's key stays registered, they only need to
+sign in while it is at home, so there is no guide, no completion watch and no nudge."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain import wizard
 from bot.domain.guides import GuideMethod
-from bot.domain.tap_request import RequestState
+from bot.domain.tap_request import RequestKind, RequestState
 from bot.services import tap_common
 from bot.services.registration.guides import library
 from bot.services.registration.nudge import schedule_nudge
@@ -37,6 +40,8 @@ async def start_after_reveal(rt: Runtime, request_id: str) -> None:
     request = await tap_common.load(rt, request_id)
     if request is None or request.state != RequestState.ISSUED:
         return
+    if request.kind == RequestKind.FORGOTTEN:
+        return  # a pass for today: their key is registered, there is nothing to set up or watch for
     existing, _ = await pair(rt, request_id=request_id)
     if existing is not None:
         await _revealed_again(rt, existing, request)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.db import Base, UTCDateTime
@@ -29,11 +29,25 @@ class JobState(StrEnum):
 OPEN_JOB_STATES = (JobState.QUEUED, JobState.DELIVERED)
 
 
+LIVE_AGENT = text("state <> 'revoked'")
+
+
 class DeskAgent(Base):
     __tablename__ = "desk_agents"
+    # A name belongs to one live agent at a time; a revoked agent keeps its row (and history) by id,
+    # and its name can be paired again.
+    __table_args__ = (
+        Index(
+            "uq_desk_agents_live_name",
+            "name",
+            unique=True,
+            postgresql_where=LIVE_AGENT,
+            sqlite_where=LIVE_AGENT,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[str] = mapped_column(String(64), unique=True)  # Ed25519, base64url raw bytes
     state: Mapped[str] = mapped_column(String(24), index=True)
     code_issued_by_slack_id: Mapped[str] = mapped_column(String(32))

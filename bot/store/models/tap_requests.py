@@ -58,6 +58,17 @@ class TapRequest(Base):
     verification_method: Mapped[str | None] = mapped_column(String(64))
     decision_note: Mapped[str | None] = mapped_column(Text)
     approval_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The admin process for privileged accounts (bot/domain/admin_process.py): 2 approvals from two
+    # different approvers. The first is recorded here while the request still awaits approval; the
+    # second is decided_by_*. The pass may be revealed only from reveal_not_before (cooling-off).
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=1)
+    first_approver_slack_id: Mapped[str | None] = mapped_column(String(32))
+    first_approver_entra_id: Mapped[str | None] = mapped_column(String(64))
+    first_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_verification_method: Mapped[str | None] = mapped_column(String(64))
+    first_approval_note: Mapped[str | None] = mapped_column(Text)
+    second_approver_slack_id: Mapped[str | None] = mapped_column(String(32))  # kept if later stopped
+    reveal_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     issuing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     tap_id: Mapped[str | None] = mapped_column(String(64))

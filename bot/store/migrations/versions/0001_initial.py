@@ -80,11 +80,17 @@ def upgrade() -> None:
         sa.Column("card_channel", sa.String(length=32), nullable=True),
         sa.Column("card_ts", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_desk_agents")),
-        sa.UniqueConstraint("name", name=op.f("uq_desk_agents_name")),
         sa.UniqueConstraint("public_key", name=op.f("uq_desk_agents_public_key")),
     )
     with op.batch_alter_table("desk_agents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_desk_agents_state"), ["state"], unique=False)
+        batch_op.create_index(
+            "uq_desk_agents_live_name",
+            ["name"],
+            unique=True,
+            postgresql_where=sa.text("state <> 'revoked'"),
+            sqlite_where=sa.text("state <> 'revoked'"),
+        )
 
     op.create_table(
         "desk_pairing_codes",
@@ -129,6 +135,7 @@ def upgrade() -> None:
         sa.Column("firmware", sa.String(length=64), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("user_entra_id", sa.String(length=64), nullable=True),
+        sa.Column("user_slack_id", sa.String(length=32), nullable=True),
         sa.Column("entra_method_id", sa.String(length=200), nullable=True),
         sa.Column("desk_agent_id", sa.String(length=36), nullable=True),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
@@ -138,6 +145,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("key_inventory", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_key_inventory_serial"), ["serial"], unique=False)
+        batch_op.create_index(batch_op.f("ix_key_inventory_user_entra_id"), ["user_entra_id"], unique=False)
 
     op.create_table(
         "lost_reports",
@@ -218,6 +226,14 @@ def upgrade() -> None:
         sa.Column("verification_method", sa.String(length=64), nullable=True),
         sa.Column("decision_note", sa.Text(), nullable=True),
         sa.Column("approval_valid_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("approvals_needed", sa.Integer(), nullable=False),
+        sa.Column("first_approver_slack_id", sa.String(length=32), nullable=True),
+        sa.Column("first_approver_entra_id", sa.String(length=64), nullable=True),
+        sa.Column("first_approved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("first_verification_method", sa.String(length=64), nullable=True),
+        sa.Column("first_approval_note", sa.Text(), nullable=True),
+        sa.Column("second_approver_slack_id", sa.String(length=32), nullable=True),
+        sa.Column("reveal_not_before", sa.DateTime(timezone=True), nullable=True),
         sa.Column("issuing_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("tap_id", sa.String(length=64), nullable=True),
         sa.Column("tap_created_at", sa.DateTime(timezone=True), nullable=True),
@@ -354,6 +370,52 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_wizards_phase"), ["phase"], unique=False)
         batch_op.create_index(batch_op.f("ix_wizards_user_slack_id"), ["user_slack_id"], unique=False)
 
+    op.create_table(
+        "desk_provisionings",
+        sa.Column("request_id", sa.String(length=36), nullable=False),
+        sa.Column("agent_id", sa.String(length=36), nullable=False),
+        sa.Column("pin_mode", sa.String(length=16), nullable=False),
+        sa.Column("step", sa.String(length=20), nullable=False),
+        sa.Column("technician_slack_id", sa.String(length=32), nullable=False),
+        sa.Column("reply_channel", sa.String(length=32), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("api_version", sa.String(length=8), nullable=True),
+        sa.Column("challenge_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("create_job_id", sa.String(length=36), nullable=True),
+        sa.Column("finish_job_id", sa.String(length=36), nullable=True),
+        sa.Column("method_id", sa.String(length=200), nullable=True),
+        sa.Column("key_report", sa.JSON(), nullable=True),
+        sa.Column("key_record_id", sa.String(length=36), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["desk_agents.id"], name=op.f("fk_desk_provisionings_agent_id_desk_agents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["request_id"], ["tap_requests.id"], name=op.f("fk_desk_provisionings_request_id_tap_requests")
+        ),
+        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_desk_provisionings")),
+    )
+    with op.batch_alter_table("desk_provisionings", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_desk_provisionings_agent_id"), ["agent_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_desk_provisionings_step"), ["step"], unique=False)
+
+    op.create_table(
+        "desk_sealed_pins",
+        sa.Column("request_id", sa.String(length=36), nullable=False),
+        sa.Column("target_slack_id", sa.String(length=32), nullable=False),
+        sa.Column("wrapped_key", sa.LargeBinary(), nullable=False),
+        sa.Column("sealed_pin", sa.JSON(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("destroy_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("dm_channel", sa.String(length=32), nullable=True),
+        sa.Column("dm_ts", sa.String(length=32), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["request_id"], ["tap_requests.id"], name=op.f("fk_desk_sealed_pins_request_id_tap_requests")
+        ),
+        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_desk_sealed_pins")),
+    )
+
     install_audit_guard()
     # ### end Alembic commands ###
 
@@ -361,6 +423,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     remove_audit_guard()
+    op.drop_table("desk_sealed_pins")
+    with op.batch_alter_table("desk_provisionings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_desk_provisionings_step"))
+        batch_op.drop_index(batch_op.f("ix_desk_provisionings_agent_id"))
+
+    op.drop_table("desk_provisionings")
     with op.batch_alter_table("wizards", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_wizards_user_slack_id"))
         batch_op.drop_index(batch_op.f("ix_wizards_phase"))
@@ -409,6 +477,7 @@ def downgrade() -> None:
 
     op.drop_table("lost_reports")
     with op.batch_alter_table("key_inventory", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_key_inventory_user_entra_id"))
         batch_op.drop_index(batch_op.f("ix_key_inventory_serial"))
 
     op.drop_table("key_inventory")
@@ -419,6 +488,7 @@ def downgrade() -> None:
     op.drop_table("desk_seen_nonces")
     op.drop_table("desk_pairing_codes")
     with op.batch_alter_table("desk_agents", schema=None) as batch_op:
+        batch_op.drop_index("uq_desk_agents_live_name")
         batch_op.drop_index(batch_op.f("ix_desk_agents_state"))
 
     op.drop_table("desk_agents")
