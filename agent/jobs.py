@@ -53,7 +53,13 @@ def inspect_handler(source: KeySource, catalog: ModelCatalog, describe: Describe
 
 
 def reset_handler(
-    source: KeySource, prompts: ResetPrompts, timer: Timer, facts: Callable[[], HostFacts | None]
+    source: KeySource,
+    prompts: ResetPrompts,
+    timer: Timer,
+    facts: Callable[[], HostFacts | None],
+    *,
+    catalog: ModelCatalog | None = None,
+    describe: Describe | None = None,
 ) -> JobHandler:
     def handle(job: Job) -> dict[str, Any]:
         try:
@@ -62,9 +68,30 @@ def reset_handler(
             outcome = reset_key(source, prompts, timer=timer, timing=ResetTiming(), facts=facts())
         except KeyOperationError as exc:
             raise JobFailed(exc.sentence) from exc
-        return {"reset": True, "seconds_after_insert": round(outcome.seconds_after_insert, 2)}
+        result: dict[str, Any] = {
+            "reset": True,
+            "seconds_after_insert": round(outcome.seconds_after_insert, 2),
+        }
+        if catalog is not None and describe is not None:
+            result["key"] = _describe_reset_key(source, catalog, describe)
+        return result
 
     return handle
+
+
+def _describe_reset_key(
+    source: KeySource, catalog: ModelCatalog, describe: Describe
+) -> dict[str, Any] | None:
+    """Which key was reset, for the server's inventory (None when it can't be read back: the reset
+    itself succeeded, so that must not turn into a failure)."""
+    try:
+        key = open_only_key(source)
+        try:
+            return describe(inspect_key(key, catalog=catalog))
+        finally:
+            key.close()
+    except KeyOperationError:
+        return None
 
 
 # --- provisioning ----------------------------------------------------------------------------
@@ -273,6 +300,6 @@ def registry(
         provisioner.now = now
     return {
         "inspect": inspect_handler(source, catalog, describe),
-        "reset": reset_handler(source, prompts, timer, facts),
+        "reset": reset_handler(source, prompts, timer, facts, catalog=catalog, describe=describe),
         "provision": provisioner,
     }

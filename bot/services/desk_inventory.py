@@ -365,6 +365,9 @@ async def reset_done(rt: Runtime, outcome: JobOutcome) -> None:
         outcome="ok" if outcome.ok else "failed",
         details={"job_id": outcome.job_id, "error": outcome.error},
     )
+    warning = None
+    if outcome.ok and isinstance(outcome.result.get("key"), dict):
+        warning = await record_reset(rt, outcome, outcome.result["key"])
     if not who:
         return
     if outcome.ok:
@@ -374,9 +377,79 @@ async def reset_done(rt: Runtime, outcome: JobOutcome) -> None:
             f":white_check_mark: Desk `{outcome.agent_name}` reset the key{when}: it has no PIN and no "
             "passkeys now. It can be prepared for someone again."
         )
+        if warning:
+            text += f"\n{warning}"
     else:
         text = f":x: Desk `{outcome.agent_name}` did not reset the key: {outcome.error}"
     await tap_common.tell(rt, who, text)
+
+
+async def record_reset(rt: Runtime, outcome: JobOutcome, report: dict[str, Any]) -> str | None:
+    """The key a Slack-ordered reset erased goes back to stock, with a `reset` event.
+
+    The user it was prepared for is kept in the event, not on the record. When Entra may still hold
+    its passkey (provisioned, handed over, active), the approver is told to remove that method: the
+    key can no longer use it, but deleting it is a separate decision (never more than asked).
+    """
+    aaguid = _text(report.get("aaguid"), 36)
+    serial = _text(report.get("serial_number"), 128)
+    if aaguid is None or serial is None:
+        return None  # a key hiding its serial can't be matched to its record
+    at = rt.clock.now()
+    actor = (
+        f"slack:{outcome.requested_by_slack_id}"
+        if outcome.requested_by_slack_id
+        else f"agent:{outcome.agent_name}"
+    )
+    async with rt.db.session() as session:
+        record = await key_repo.by_model_serial(session, aaguid, serial)
+        if record is None:
+            return None
+        before = {
+            "previous_state": record.state,
+            "user": record.user_entra_id,
+            "method_id": record.entra_method_id,
+        }
+        owner = f"<@{record.user_slack_id}>" if record.user_slack_id else "someone"
+        still_registered = record.entra_method_id is not None and record.state in (
+            KeyState.PROVISIONED.value,
+            KeyState.HANDED_OVER.value,
+            KeyState.ACTIVE.value,
+        )
+        key_repo.touch(
+            record,
+            state=KeyState.STOCK.value,
+            user_entra_id=None,
+            user_slack_id=None,
+            entra_method_id=None,
+            desk_agent_id=outcome.agent_id,
+            last_seen_at=at,
+        )
+        await key_repo.add_event(
+            session,
+            KeyEvent(
+                key_id=record.id,
+                at=at,
+                kind="reset",
+                actor=actor,
+                desk_agent_id=outcome.agent_id,
+                details={"job_id": outcome.job_id, **before},
+            ),
+        )
+        await rt.audit.record(
+            "key.inventory.reset",
+            actor=actor,
+            target=f"key:{record.id}",
+            details={"serial": serial, "aaguid": aaguid, "desk": outcome.agent_id, **before},
+            session=session,
+        )
+    if not still_registered:
+        return None
+    return (
+        f":warning: Key {safe(serial, 128)} was prepared for {owner} (Entra method "
+        f"`{safe(before['method_id'] or '', 200)}`). Its passkey is gone from the key, but Entra may still "
+        "list it: remove it in Entra or with `/keydesk lost @person`."
+    )
 
 
 # --- lost keys --------------------------------------------------------------------------------------

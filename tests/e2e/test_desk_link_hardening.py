@@ -32,8 +32,10 @@ from agent.softkey.demo import prepare_for_pickup
 from bot.sandbox.company import Company
 from bot.sandbox.slack_sim import SimMessage
 from bot.sandbox.stack import HELPDESK_CHANNEL, Stack
+from bot.services import desk_inventory
 from bot.slack.ids import Action
 from bot.store.models.desk import DeskAgent, DeskJob
+from bot.store.models.key_inventory import KeyEvent, KeyRecord
 
 from .helpers import audit, channel_messages, eventually, message_text, wait_audit, wait_channel, wait_dm
 from .test_desk_link import KEY_FILE, ephemeral, paired, pairing_code, refusal, rows, soft_link
@@ -298,3 +300,58 @@ async def test_reset_refused_for_non_approvers_and_unknown_desks(
     await ephemeral(stack, company.sam.slack_id, "There is no desk agent named `desk-9`")
     await refusal(stack, "desk.reset.refused", "unknown_desk")
     assert await rows(stack, DeskJob) == []
+
+
+async def test_a_reset_returns_the_key_to_stock_and_warns_about_its_entra_passkey(
+    stack: Stack, company: Company, tmp_path: Path
+) -> None:
+    await paired(stack, company, tmp_path)
+    key = SoftAuthenticator()
+    link = soft_link(tmp_path / "desk-1", key)
+    await stack.slack.slash(company.sam.slack_id, "/keydesk", "desk inspect desk-1", HELPDESK_CHANNEL)
+    assert await asyncio.to_thread(link.poll_once) is True
+    await wait_dm(stack.slack, company.sam.slack_id, "inspected 1 key(s)")
+    [seen] = await rows(stack, KeyRecord)
+    rt = stack.keydesk.rt
+    report = {"aaguid": seen.aaguid, "serial_number": seen.serial}
+    await desk_inventory.record_provisioned(
+        rt,
+        agent_id=seen.desk_agent_id or "",
+        report=report,
+        target_entra_id=company.ada.entra_id,
+        target_slack_id=company.ada.slack_id,
+        method_id="method-ada-1",
+        actor=company.sam.slack_id,
+    )
+    prepare_for_pickup(key)
+
+    await stack.slack.slash(company.sam.slack_id, "/keydesk", "desk reset desk-1", HELPDESK_CHANNEL)
+    assert await asyncio.to_thread(link.poll_once) is True
+
+    dm = message_text(await wait_dm(stack.slack, company.sam.slack_id, "Desk `desk-1` reset the key"))
+    assert "method-ada-1" in dm and "/keydesk lost @person" in dm  # Entra may still list the passkey
+    [record] = await rows(stack, KeyRecord)
+    assert (record.state, record.user_entra_id, record.entra_method_id) == ("stock", None, None)
+    events = [e for e in await rows(stack, KeyEvent) if e.key_id == record.id]
+    reset = events[-1]
+    assert (reset.kind, reset.actor) == ("reset", f"slack:{company.sam.slack_id}")
+    assert reset.details["previous_state"] == "provisioned" and reset.details["user"] == company.ada.entra_id
+    assert (await wait_audit(stack, "key.inventory.reset")).details["method_id"] == "method-ada-1"
+
+
+async def test_a_reset_of_a_key_in_stock_only_records_it(
+    stack: Stack, company: Company, tmp_path: Path
+) -> None:
+    await paired(stack, company, tmp_path)
+    key = SoftAuthenticator()
+    link = soft_link(tmp_path / "desk-1", key)
+    await stack.slack.slash(company.sam.slack_id, "/keydesk", "desk inspect desk-1", HELPDESK_CHANNEL)
+    assert await asyncio.to_thread(link.poll_once) is True
+    await wait_dm(stack.slack, company.sam.slack_id, "inspected 1 key(s)")
+    await stack.slack.slash(company.sam.slack_id, "/keydesk", "desk reset desk-1", HELPDESK_CHANNEL)
+    assert await asyncio.to_thread(link.poll_once) is True
+    dm = message_text(await wait_dm(stack.slack, company.sam.slack_id, "Desk `desk-1` reset the key"))
+    assert "Entra may still list it" not in dm
+    [record] = await rows(stack, KeyRecord)
+    assert record.state == "stock"
+    assert [e.kind for e in await rows(stack, KeyEvent)] == ["inspected", "reset"]
