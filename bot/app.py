@@ -25,13 +25,14 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deadlines import Deadlines
 from bot.directory import Directory
-from bot.logs import get_logger
+from bot.logs import get_logger, scrubber
 from bot.services import slack_events
 from bot.services.runtime import Runtime, SlackIdentity
 from bot.services.timers import register_deadline_handlers
 from bot.slack.messenger import Messenger
 from bot.store.db import Database
-from handlers import register_listeners
+from bot.store.outage import is_database_unavailable
+from handlers import failures, register_listeners
 from handlers.middleware import SlackHygiene
 
 log = get_logger(__name__)
@@ -179,12 +180,23 @@ def build_bolt(rt: Runtime, client: AsyncWebClient) -> AsyncApp:
 
     @bolt.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error(
-            "slack.listener.failed",
-            error=type(error).__name__,
-            request_type=str(body.get("type"))[:40],
-            detail=str(error)[:300],
-        )
+        request_type = str(body.get("type") or ("slash_command" if body.get("command") else None))[:40]
+        if is_database_unavailable(error):  # one outage, many listeners: no statement text, no stack
+            cause = getattr(error, "orig", None)
+            log.warning(
+                "slack.listener.database_unavailable",
+                error=type(error).__name__,
+                cause=type(cause).__name__ if cause is not None else None,
+                request_type=request_type,
+            )
+        else:
+            log.error(
+                "slack.listener.failed",
+                error=type(error).__name__,
+                request_type=request_type,
+                detail=scrubber.scrub(str(error))[:300],
+            )
+        failures.tell_in_background(rt, body, error)  # the person is told plainly, never the exception
 
     register_listeners(bolt, rt)
     return bolt

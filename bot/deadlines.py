@@ -52,6 +52,9 @@ MAX_ERROR_CHARS = 300
 MAX_DRAIN_ROUNDS = 50
 HANDLER_SHARE_OF_CLAIM = 0.8
 UNKNOWN_KIND_RETRY_SECONDS = 60.0
+# While pumping fails (the database is down), skip ticks: 1 s, 2 s, 4 s… up to 30 s between tries.
+OUTAGE_BACKOFF_FIRST = 1.0
+OUTAGE_BACKOFF_CAP = 30.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Deadlines:
         self._job: Job | None = None
         self._pumping = asyncio.Lock()
         self._stopping = False
+        self._outage = _Outage()
 
     def register(self, kind: str, handler: Handler) -> None:
         if kind in self._handlers:
@@ -194,14 +198,30 @@ class Deadlines:
             pass
 
     async def _pump_job(self) -> None:
-        """Drain a backlog (e.g. after a restart) in full batches; never let an error kill the job."""
+        """Drain a backlog (e.g. after a restart) in full batches; never let an error kill the job.
+
+        While pumping fails (the database is down), ticks are skipped with backoff and the outage is
+        logged once as an error, then once more when pumping works again.
+        """
+        loop = asyncio.get_running_loop()
+        if not self._outage.due(loop.time()):
+            return
         async with self._pumping:
             try:
                 for _ in range(MAX_DRAIN_ROUNDS):
                     if self._stopping or await self.pump_once() < self._batch:
-                        return
-            except Exception as exc:  # the database may be down; the next tick tries again
-                log.error("deadlines.pump_failed", owner=self._owner, error=_describe(exc))
+                        break
+            except Exception as exc:  # the database may be down; a later tick tries again
+                retry_in = self._outage.failed(loop.time())
+                fields = {"owner": self._owner, "error": _describe(exc), "retry_in": retry_in}
+                if self._outage.failures == 1:
+                    log.error("deadlines.pump_failed", **fields)
+                else:
+                    log.debug("deadlines.pump_still_failing", failures=self._outage.failures, **fields)
+                return
+            if self._outage.failures:
+                log.warning("deadlines.pump_recovered", owner=self._owner, failures=self._outage.failures)
+                self._outage = _Outage()
 
     async def _run(self, deadline: Deadline, token: str) -> None:
         handler = self._handlers.get(deadline.kind)
@@ -276,6 +296,23 @@ class Deadlines:
         """Exponential with 'equal jitter': at least half the step, so retries never bunch up at zero."""
         step = min(self._backoff_cap, self._backoff_base * 2 ** min(max(0, attempt - 1), 32))
         return step / 2 + random.uniform(0, step / 2)
+
+
+class _Outage:
+    """Consecutive pump failures and when to try again (event-loop time, not the deadlines' clock)."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.retry_at
+
+    def failed(self, now: float) -> float:
+        self.failures += 1
+        delay = min(OUTAGE_BACKOFF_CAP, OUTAGE_BACKOFF_FIRST * 2 ** min(self.failures - 1, 16))
+        self.retry_at = now + delay
+        return delay
 
 
 def _to_deadline(row: DeadlineRow) -> Deadline:

@@ -12,12 +12,13 @@ from bot.directory import DirectoryError, IssuedTap, Throttled
 from bot.domain import eligibility as rules
 from bot.domain.tap_request import RequestKind, RequestState
 from bot.logs import get_logger
-from bot.services import privileged, registration, tap_common
+from bot.services import pass_modal, privileged, registration, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
 from bot.slack.messenger import SlackError
 from bot.store import tap_repo
 from bot.store.models.tap_requests import TapIssuance, TapRequest
+from bot.store.outage import DATABASE_UNAVAILABLE
 
 log = get_logger(__name__)
 
@@ -39,6 +40,10 @@ STILL_WORKING_AFTER = 5.0  # seconds of "Creating your pass…" before the modal
 STILL_WORKING = (
     "Creating your pass… still working on it: Microsoft Entra is slow to answer right now. "
     "Keep this window open; your pass will appear here."
+)
+DATABASE_DOWN = (
+    "I can't reach my database right now, so I didn't create a pass: nothing was issued. "
+    "Please try again in a few minutes: press *Reveal pass* in my message once more."
 )
 
 
@@ -135,12 +140,21 @@ async def reveal(
     try:
         async with lanes.on_the_way(), lanes.slots:
             issued = await _reveal(rt, request_id, clicker, modal)
+    except DATABASE_UNAVAILABLE as exc:
+        # Fail closed (no pass is left usable, see `_reveal`) and say so, instead of "Creating…" for good.
+        # Nothing can be audited without the database; the log says what happened.
+        log.warning("tap.reveal.database_unavailable", request=request_id, error=type(exc).__name__)
+        await modal.final_or_log(tap_views.problem_modal(DATABASE_DOWN))
+        return
     finally:
         modal.close()
     if issued is not None:
         await lanes.quiet(FOLLOW_UP_MAX_DEFER)
         async with lanes.follow_ups:
-            await _after_issue(rt, issued)
+            try:
+                await _after_issue(rt, issued)
+            except DATABASE_UNAVAILABLE as exc:  # the pass is shown and on record; the rest can wait
+                log.warning("tap.after_issue.database_unavailable", request=issued, error=type(exc).__name__)
 
 
 async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> str | None:
@@ -165,6 +179,7 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
             expected=[RequestState.APPROVED, RequestState.ISSUED],
             to=RequestState.ISSUING,
             issuing_since=now,
+            pass_view_id=None,
         )
         if started:
             await rt.deadlines.schedule(
@@ -190,6 +205,8 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
             ),
         )
         return None
+    if request.state == RequestState.ISSUED:  # the pass on screen now is replaced or, on failure, deleted
+        await pass_modal.redact(rt, request.pass_view_id, "replaced")
     try:
         tap = await _create_with_patience(rt, request, modal)
     except DirectoryError as exc:
@@ -215,8 +232,31 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
             rt, clicker, "I couldn't show your pass, so I cancelled it to be safe. Press *Reveal pass* again."
         )
         return None
-    await _mark_issued(rt, request, tap, now)
+    try:
+        recorded = await _mark_issued(rt, request, tap, now, modal.view_id)
+    except DATABASE_UNAVAILABLE:
+        # Shown but not on record: it must not stay usable. The caller replaces the modal; the orphan
+        # deadline (scheduled above) puts the request back once the database answers again.
+        await _delete_quietly(rt, request.target_entra_id, tap.id)
+        raise
+    if not recorded:
+        await _cancel_unrecorded(rt, request, tap, modal)
+        return None
     return request_id
+
+
+async def _cancel_unrecorded(rt: Runtime, request: TapRequest, tap: IssuedTap, modal: _Modal) -> None:
+    """The request was closed (revoked) while its pass was being created: that pass must not live on."""
+    log.warning("tap.reveal.closed_meanwhile", request=request.id)
+    await _delete_quietly(rt, request.target_entra_id, tap.id)
+    await modal.final_or_log(tap_views.pass_ended_modal("cancelled"))
+    await rt.audit.record(
+        "tap.issue.abandoned",
+        actor="system",
+        target=f"request:{request.id}",
+        outcome="failed",
+        details={"request_id": request.id, "reason": "request_closed", "passes_deleted": 1},
+    )
 
 
 def _reveal_problem(rt: Runtime, request: TapRequest | None, clicker: str) -> str | None:
@@ -269,10 +309,11 @@ def _expiry(tap: IssuedTap, now: datetime) -> datetime:
     return start + timedelta(minutes=tap.lifetime_minutes or 60)
 
 
-async def _mark_issued(rt: Runtime, request: TapRequest, tap: IssuedTap, now: datetime) -> None:
+async def _mark_issued(rt: Runtime, request: TapRequest, tap: IssuedTap, now: datetime, view_id: str) -> bool:
+    """On record as issued, with the modal showing it; False if the request was closed meanwhile."""
     expires = _expiry(tap, now)
     async with rt.db.session() as session:
-        await tap_repo.transition(
+        won = await tap_repo.transition(
             session,
             request.id,
             expected=RequestState.ISSUING,
@@ -282,7 +323,10 @@ async def _mark_issued(rt: Runtime, request: TapRequest, tap: IssuedTap, now: da
             tap_expires_at=expires,
             reveal_count=request.reveal_count + 1,
             issuing_since=None,
+            pass_view_id=view_id,
         )
+        if not won:  # e.g. the manager pressed "this looks wrong" while the pass was being created
+            return False
         await tap_repo.record_issuance(
             session,
             TapIssuance(
@@ -319,6 +363,7 @@ async def _mark_issued(rt: Runtime, request: TapRequest, tap: IssuedTap, now: da
             },
             session=session,
         )
+    return True
 
 
 async def _after_issue(rt: Runtime, request_id: str) -> None:
@@ -448,7 +493,12 @@ async def expire_pass(rt: Runtime, request_id: str) -> None:
     now = rt.clock.now()
     async with rt.db.session() as session:
         won = await tap_repo.transition(
-            session, request_id, expected=RequestState.ISSUED, to=RequestState.PASS_EXPIRED, closed_at=now
+            session,
+            request_id,
+            expected=RequestState.ISSUED,
+            to=RequestState.PASS_EXPIRED,
+            closed_at=now,
+            pass_view_id=None,
         )
         if won:
             await rt.audit.record(
@@ -459,6 +509,7 @@ async def expire_pass(rt: Runtime, request_id: str) -> None:
                 session=session,
             )
     if won:
+        await pass_modal.redact(rt, request.pass_view_id, "expired")
         await tap_common.refresh(rt, request_id)
         if request.kind != RequestKind.FORGOTTEN:  # a pass for today simply ends: nothing went wrong
             await tap_common.alert(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.directory import DirectoryError
 from bot.domain.tap_request import ManagerStatus, RequestState
 from bot.logs import get_logger
-from bot.services import registration, tap_common
+from bot.services import pass_modal, registration, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
 from bot.slack.messenger import PostedMessage, SlackError
@@ -107,6 +107,7 @@ async def looks_wrong(rt: Runtime, request_id: str, clicker: str) -> str:
             ],
             to=RequestState.REVOKED,
             closed_at=now,
+            pass_view_id=None,
         )
         for key in ("tap-pass", "tap-approval", "tap-orphan", "tap-decide"):
             await rt.deadlines.cancel(f"{key}:{request_id}", session=session)
@@ -118,6 +119,7 @@ async def looks_wrong(rt: Runtime, request_id: str, clicker: str) -> str:
             details={"request_id": request_id, "passes_deleted": deleted, "sessions_revoked": revoked},
             session=session,
         )
+    await pass_modal.redact(rt, request.pass_view_id, "cancelled")
     await tap_common.refresh(rt, request_id)
     await registration.on_request_changed(rt, request_id)
     state = (

@@ -347,6 +347,19 @@ def problem_modal(message: str) -> dict[str, Any]:
     return b.modal("Your pass", [b.section(message)], close="Close")
 
 
+PASS_ENDED = {
+    "expired": "This pass has expired, so I removed it from this window.",
+    "replaced": "This pass was replaced by a new one, so it no longer works.",
+    "cancelled": "This pass was cancelled, so it no longer works.",
+    "registered": "Your security key is registered, so this pass was deleted. You won't need it again.",
+}
+
+
+def pass_ended_modal(why: str) -> dict[str, Any]:
+    """What replaces a pass still on screen once it no longer works: never the value."""
+    return b.modal("Your pass", [b.section(PASS_ENDED[why])], close="Close")
+
+
 def pass_modal(
     value: Secret,
     expires_at: datetime,

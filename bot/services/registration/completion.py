@@ -9,7 +9,7 @@ from bot.domain import wizard
 from bot.domain.guides import GuideMethod
 from bot.domain.tap_request import RequestState
 from bot.logs import get_logger
-from bot.services import tap_common
+from bot.services import pass_modal, tap_common
 from bot.services.registration.guides import library
 from bot.services.registration.nudge import nudge_key
 from bot.services.registration.pacing import poll_soon
@@ -39,6 +39,7 @@ async def complete(rt: Runtime, wizard_id: str, method: AuthMethod) -> bool:
     guide_method = library(rt).get(row.guide_id).method
     if not await _record(rt, row, request, method, guide_method, now):
         return False
+    await pass_modal.redact(rt, request.pass_view_id, "registered")  # TAP-4: the pass no longer works
     await _announce(rt, row, request, FoundMethod(guide_method, method.model, method.display_name), now)
     return True
 
@@ -78,7 +79,12 @@ async def _record(
         if not won:
             return False
         closed = await tap_repo.transition(
-            session, request.id, expected=RequestState.ISSUED, to=RequestState.COMPLETED, closed_at=now
+            session,
+            request.id,
+            expected=RequestState.ISSUED,
+            to=RequestState.COMPLETED,
+            closed_at=now,
+            pass_view_id=None,
         )
         for key in (f"tap-pass:{request.id}", nudge_key(request.id)):
             await rt.deadlines.cancel(key, session=session)

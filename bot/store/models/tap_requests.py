@@ -75,6 +75,8 @@ class TapRequest(Base):
     tap_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     tap_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reveal_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The modal showing the current pass (a Slack view id, not a secret): redacted when the pass ends.
+    pass_view_id: Mapped[str | None] = mapped_column(String(32))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

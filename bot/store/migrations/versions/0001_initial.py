@@ -239,6 +239,7 @@ def upgrade() -> None:
         sa.Column("tap_created_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("tap_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reveal_count", sa.Integer(), nullable=False),
+        sa.Column("pass_view_id", sa.String(length=32), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tap_requests")),
     )
