@@ -43,11 +43,14 @@ class Directory(Protocol):
         """Active directory roles (also through role-assignable groups) and PIM-eligible ones."""
         ...
 
-    async def list_methods(self, user_id: str, *, hardware_oath: bool = True) -> MethodList:
+    async def list_methods(
+        self, user_id: str, *, hardware_oath: bool = True, token_max_age: float = 0.0
+    ) -> MethodList:
         """Every registered authentication method. Hardware OATH tokens are beta-only in Graph: with
         `hardware_oath` (the default) one more beta call lists them; when it fails (forbidden, down,
         throttled) that is logged and the list comes without them, `unchecked` saying so. Pass False
-        where tokens don't matter, to save the call (`unchecked` says so too)."""
+        where tokens don't matter, to save the call (`unchecked` says so too). A display that may show
+        a token list up to `token_max_age` seconds old saves the beta call when one is that recent."""
         ...
 
     async def list_taps(self, user_id: str) -> list[TapInfo]:

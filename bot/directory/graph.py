@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import partial
@@ -131,6 +132,9 @@ class GraphDirectory:
         self._credential = credential
         self.metrics = DirectoryMetrics()
         self._unlisted_seen: set[str] = set()  # failures of the beta token list already warned about
+        # user id -> (monotonic time, tokens): the last beta token list, for display surfaces that
+        # accept a slightly old one (App Home). Every fresh read refreshes it.
+        self._tokens_seen: dict[str, tuple[float, list[AuthMethod]]] = {}
         self._runner = CallRunner(timeout=timeout, policy=retry_policy or RetryPolicy(), metrics=self.metrics)
         quiet_http_stack_loggers()
 
@@ -283,13 +287,19 @@ class GraphDirectory:
         )
 
     # --- authentication methods ----------------------------------------------------------------
-    async def list_methods(self, user_id: str, *, hardware_oath: bool = True) -> MethodList:
+    async def list_methods(
+        self, user_id: str, *, hardware_oath: bool = True, token_max_age: float = 0.0
+    ) -> MethodList:
         """v1.0's list, plus (with `hardware_oath`) the beta-only hardware OATH tokens, asked for at the
-        same time. A failed beta call never fails the list: it is logged and its kind is `unchecked`."""
+        same time. A failed beta call never fails the list: it is logged and its kind is `unchecked`.
+        `token_max_age` > 0 lets a display reuse a token list read that many seconds ago or less."""
         builder = self._user(user_id).authentication.methods
         listing = self._collect("list_methods", builder.to_get_request_information, mapping.to_method)
         if not hardware_oath:
             return MethodList(await listing, unchecked=[MethodKind.HARDWARE_OATH])
+        seen = self._tokens_seen.get(user_id)
+        if seen is not None and token_max_age > 0 and time.monotonic() - seen[0] <= token_max_age:
+            return self._merged(await listing, seen[1])
         tokens = asyncio.ensure_future(self._hardware_oath_methods(user_id))
         try:
             methods = await listing
@@ -297,11 +307,17 @@ class GraphDirectory:
             tokens.cancel()
             raise
         found = await tokens
+        if found is not None:
+            self._tokens_seen[user_id] = (time.monotonic(), found)
         if found is None:
             return MethodList(methods, unchecked=[MethodKind.HARDWARE_OATH])
+        return self._merged(methods, found)
+
+    @staticmethod
+    def _merged(methods: Sequence[AuthMethod], tokens: Sequence[AuthMethod]) -> MethodList:
         # Should v1.0 ever list tokens too, keep one of each: beta's, which carries the device.
         merged = {m.id: m for m in methods}
-        merged.update({t.id: t for t in found})
+        merged.update({t.id: t for t in tokens})
         return MethodList(merged.values())
 
     async def _hardware_oath_methods(self, user_id: str) -> list[AuthMethod] | None:
@@ -355,6 +371,8 @@ class GraphDirectory:
     async def delete_method(self, user_id: str, method: AuthMethod) -> bool:
         item = self._method_item(user_id, method)
         adapter = self._beta.request_adapter if method.kind is MethodKind.HARDWARE_OATH else None
+        if adapter is not None:
+            self._tokens_seen.pop(user_id, None)
         return await self._delete(f"delete_method_{method.kind.value}", item, adapter=adapter)
 
     def _method_item(self, user_id: str, method: AuthMethod) -> Any:
@@ -473,6 +491,7 @@ class GraphDirectory:
         builder = self._beta.users.by_user_id(path_segment(user_id)).authentication.hardware_oath_methods
         action = builder.assign_and_activate_by_serial_number
         body = {"serialNumber": serial, "verificationCode": code.reveal(), "displayName": display_name}
+        self._tokens_seen.pop(user_id, None)
         try:
             await self._send(
                 "assign_hardware_oath",

@@ -37,6 +37,11 @@ async def on_direct_message(rt: Runtime, user_id: str, text: str) -> Intent:
     return intent
 
 
+# App Home is opened often; hardware tokens change rarely, and every fresh read (the setup watch,
+# the lost-key flow) refreshes the list this reuses. Saves a beta Graph call per opening.
+HOME_TOKEN_MAX_AGE_SECONDS = 60.0
+
+
 async def ask_for_help(rt: Runtime, user_id: str) -> None:
     from bot.services import tap_common
 
@@ -68,7 +73,7 @@ async def refresh_home(rt: Runtime, user_id: str) -> None:
     extra = await registration.home_blocks(rt, user_id)
     try:
         who = await identity.resolve(rt, user_id)
-        methods = await rt.directory.list_methods(who.entra.id)
+        methods = await rt.directory.list_methods(who.entra.id, token_max_age=HOME_TOKEN_MAX_AGE_SECONDS)
     except identity.IdentityRefused as refused:
         view = welcome.home(
             name, None, problem=refused.user_message(rt.settings.support_contact), extra=extra

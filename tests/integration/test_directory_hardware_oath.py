@@ -263,3 +263,26 @@ async def test_the_baseline_holds_usable_tokens_and_is_unknown_when_beta_fails(
 
     sim.add_fault(Fault(method="GET", path=TOKENS, status=403, times=0))
     assert await baseline(rt, ada.id) is None  # then only creation times count, never a guess
+
+
+async def test_a_display_reuses_a_recent_token_list_and_fresh_reads_refresh_it(
+    directory: GraphDirectory, sim: GraphSimulator, ada: SimUser
+) -> None:
+    give_token(sim, ada, "TK-1", "Work token")
+    first = await directory.list_methods(ada.id, token_max_age=60)
+    assert len(sim.requests_to("GET", TOKENS)) == 1
+    again = await directory.list_methods(ada.id, token_max_age=60)  # App Home opened again: no beta call
+    assert len(sim.requests_to("GET", TOKENS)) == 1 and len(sim.requests_to("GET", METHODS)) == 2
+    assert [m.id for m in again] == [m.id for m in first]
+
+    give_token(sim, ada, "TK-2", "Spare token")
+    fresh = await directory.list_methods(ada.id)  # the watch or the lost-key flow: always asks Graph
+    assert len(sim.requests_to("GET", TOKENS)) == 2
+    shown = await directory.list_methods(ada.id, token_max_age=60)  # ...and the display sees that read
+    assert len(sim.requests_to("GET", TOKENS)) == 2
+    assert {m.display_name for m in shown} == {m.display_name for m in fresh} >= {"Work token", "Spare token"}
+
+    [token] = [m for m in shown if m.display_name == "Spare token"]
+    await directory.delete_method(ada.id, token)  # deleting a token forgets the list it was in
+    after = await directory.list_methods(ada.id, token_max_age=60)
+    assert len(sim.requests_to("GET", TOKENS)) == 3 and "Spare token" not in {m.display_name for m in after}
