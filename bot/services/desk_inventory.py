@@ -29,6 +29,13 @@ def _text(value: Any, limit: int) -> str | None:
     return clean(value, limit) or None
 
 
+def _job_actor(outcome: JobOutcome) -> str:
+    """Who a job's effect is recorded under: the Slack user who asked for it, else the desk itself."""
+    if outcome.requested_by_slack_id:
+        return f"slack:{outcome.requested_by_slack_id}"
+    return f"agent:{outcome.agent_name}"
+
+
 async def record_seen(
     rt: Runtime, outcome: JobOutcome, report: dict[str, Any], at: datetime
 ) -> KeyRecord | None:
@@ -39,11 +46,7 @@ async def record_seen(
     serial = _text(report.get("serial_number"), 128)
     model = _text(report.get("model"), 200) or _text(report.get("product_name"), 200)
     firmware = _text(report.get("firmware"), 64)
-    actor = (
-        f"slack:{outcome.requested_by_slack_id}"
-        if outcome.requested_by_slack_id
-        else f"agent:{outcome.agent_name}"
-    )
+    actor = _job_actor(outcome)
     async with rt.db.session() as session:
         record = await key_repo.by_model_serial(session, aaguid, serial) if serial else None
         if record is None:
@@ -396,11 +399,7 @@ async def record_reset(rt: Runtime, outcome: JobOutcome, report: dict[str, Any])
     if aaguid is None or serial is None:
         return None  # a key hiding its serial can't be matched to its record
     at = rt.clock.now()
-    actor = (
-        f"slack:{outcome.requested_by_slack_id}"
-        if outcome.requested_by_slack_id
-        else f"agent:{outcome.agent_name}"
-    )
+    actor = _job_actor(outcome)
     async with rt.db.session() as session:
         record = await key_repo.by_model_serial(session, aaguid, serial)
         if record is None:
