@@ -554,9 +554,9 @@ async def _fail(rt: Runtime, request: TapRequest, reason: str, *, key_touched: b
                 details={"request_id": request.id, "reason": safe(reason, 500)},
                 session=session,
             )
+            await pin_seal.destroy(rt, request.id, reason="provisioning_failed", session=session)
     if not won:
         return
-    await pin_seal.destroy(rt, request.id, reason="provisioning_failed")
     fresh = await tap_common.refresh(rt, request.id)
     after = " The passkey is being deleted from the key again." if key_touched else ""
     await _progress(

@@ -163,24 +163,40 @@ def open_pin(rt: Runtime, row: SealedPin) -> Secret:
         raise PinUnavailable("the sealed PIN does not open") from None
 
 
-async def destroy(rt: Runtime, request_id: str, *, reason: str, actor: str = "system") -> bool:
-    """Delete the sealed PIN and its key (idempotent); True when there was one to delete."""
-    async with rt.db.session() as session:
-        result = await session.execute(
-            delete(SealedPin)
-            .where(SealedPin.request_id == request_id)
-            .execution_options(synchronize_session=False)
+async def destroy(
+    rt: Runtime,
+    request_id: str,
+    *,
+    reason: str,
+    actor: str = "system",
+    session: AsyncSession | None = None,
+) -> bool:
+    """Delete the sealed PIN and its key (idempotent); True when there was one to delete.
+
+    Given a `session`, the deletion commits with the caller's own change (a failed provisioning
+    closes its request and destroys its PIN in one transaction: never one without the other)."""
+    if session is None:
+        async with rt.db.session() as own:
+            return await _destroy_in(rt, own, request_id, reason, actor)
+    return await _destroy_in(rt, session, request_id, reason, actor)
+
+
+async def _destroy_in(rt: Runtime, session: AsyncSession, request_id: str, reason: str, actor: str) -> bool:
+    result = await session.execute(
+        delete(SealedPin)
+        .where(SealedPin.request_id == request_id)
+        .execution_options(synchronize_session=False)
+    )
+    gone = bool(result.rowcount)  # type: ignore[attr-defined]
+    await rt.deadlines.cancel(f"desk-pin:{request_id}", session=session)
+    if gone:
+        await rt.audit.record(
+            "desk.pin.destroyed",
+            actor=actor,
+            target=f"request:{request_id}",
+            details={"request_id": request_id, "reason": reason},
+            session=session,
         )
-        gone = bool(result.rowcount)  # type: ignore[attr-defined]
-        await rt.deadlines.cancel(f"desk-pin:{request_id}", session=session)
-        if gone:
-            await rt.audit.record(
-                "desk.pin.destroyed",
-                actor=actor,
-                target=f"request:{request_id}",
-                details={"request_id": request_id, "reason": reason},
-                session=session,
-            )
     return gone
 
 
