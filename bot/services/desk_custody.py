@@ -43,6 +43,25 @@ async def _refused(rt: Runtime, action: str, actor: str, key_id: str, reason: st
     return message
 
 
+async def _approver_and_key(
+    rt: Runtime, action: str, approver: str, key_id: str, doing: str
+) -> tuple[tuple[str | None, KeyRecord, str] | None, str]:
+    """The common opening of an approver's key action: they may act on keys, and the key exists.
+
+    ((approver's Entra id, the key, its desk's name), "") when both hold, else (None, the refusal to
+    show them, already audited under `action`). `doing` words the refusal ("hand keys over")."""
+    actor = f"slack:{approver}"
+    approver_entra_id, problem = await approvals.authorise_approver(rt, approver, None)
+    if problem:
+        refusal = problem.replace("decide pass requests", doing)
+        return None, await _refused(rt, action, actor, key_id, "not_authorised", refusal)
+    record, desk = await _load(rt, key_id)
+    if record is None:
+        message = "I can't find that key in the inventory."
+        return None, await _refused(rt, action, actor, key_id, "unknown_key", message)
+    return (approver_entra_id, record, desk), ""
+
+
 async def find_by_serial(rt: Runtime, serial: str) -> tuple[KeyRecord | None, str | None]:
     """The one key with this serial, or why there isn't one."""
     serial = clean(serial, 128)
@@ -91,21 +110,10 @@ async def hand_over(rt: Runtime, key_id: str, technician: str, method: str, note
     action, actor = "key.handover.refused", f"slack:{technician}"
     if method not in desk_views.HANDOVER_CHECKS:
         return await _refused(rt, action, actor, key_id, "bad_method", "Choose how you verified the person.")
-    tech_entra, problem = await approvals.authorise_approver(rt, technician, None)
-    if problem:
-        return await _refused(
-            rt,
-            action,
-            actor,
-            key_id,
-            "not_authorised",
-            problem.replace("decide pass requests", "hand keys over"),
-        )
-    record, desk = await _load(rt, key_id)
-    if record is None:
-        return await _refused(
-            rt, action, actor, key_id, "unknown_key", "I can't find that key in the inventory."
-        )
+    found, refusal = await _approver_and_key(rt, action, technician, key_id, "hand keys over")
+    if found is None:
+        return refusal
+    tech_entra, record, desk = found
     if record.user_entra_id and record.user_entra_id == tech_entra:
         return await _refused(
             rt,
@@ -309,21 +317,10 @@ async def not_received(rt: Runtime, key_id: str, clicker: str, message: PostedMe
 async def retire(rt: Runtime, key_id: str, approver: str) -> str:
     """An approver takes a key out of service for good."""
     action, actor = "key.retire.refused", f"slack:{approver}"
-    _, problem = await approvals.authorise_approver(rt, approver, None)
-    if problem:
-        return await _refused(
-            rt,
-            action,
-            actor,
-            key_id,
-            "not_authorised",
-            problem.replace("decide pass requests", "retire keys"),
-        )
-    record, _ = await _load(rt, key_id)
-    if record is None:
-        return await _refused(
-            rt, action, actor, key_id, "unknown_key", "I can't find that key in the inventory."
-        )
+    found, refusal = await _approver_and_key(rt, action, approver, key_id, "retire keys")
+    if found is None:
+        return refusal
+    _, record, _ = found
     live = [s for s in KeyState if s is not KeyState.RETIRED]
     async with rt.db.session() as session:
         won = await key_repo.transition(session, key_id, expected=live, to=KeyState.RETIRED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,29 @@ def _text(value: Any, limit: int) -> str | None:
     return clean(value, limit) or None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyReport:
+    """What an agent's key report says about the key itself (the inspect shape), cleaned for storage."""
+
+    aaguid: str
+    serial: str | None
+    model: str | None
+    firmware: str | None
+
+    @classmethod
+    def of(cls, report: dict[str, Any]) -> KeyReport | None:
+        """None when the report names no AAGUID (nothing to file the key under)."""
+        aaguid = _text(report.get("aaguid"), 36)
+        if aaguid is None:
+            return None
+        return cls(
+            aaguid=aaguid,
+            serial=_text(report.get("serial_number"), 128) or _text(report.get("serial"), 128),
+            model=_text(report.get("model"), 200) or _text(report.get("product_name"), 200),
+            firmware=_text(report.get("firmware"), 64),
+        )
+
+
 def _job_actor(outcome: JobOutcome) -> str:
     """Who a job's effect is recorded under: the Slack user who asked for it, else the desk itself."""
     if outcome.requested_by_slack_id:
@@ -40,12 +64,10 @@ async def record_seen(
     rt: Runtime, outcome: JobOutcome, report: dict[str, Any], at: datetime
 ) -> KeyRecord | None:
     """Create or update the key's record from one inspect report and add a `seen` event."""
-    aaguid = _text(report.get("aaguid"), 36)
-    if aaguid is None:
+    key = KeyReport.of(report)
+    if key is None:
         return None
-    serial = _text(report.get("serial_number"), 128)
-    model = _text(report.get("model"), 200) or _text(report.get("product_name"), 200)
-    firmware = _text(report.get("firmware"), 64)
+    aaguid, serial, model, firmware = key.aaguid, key.serial, key.model, key.firmware
     actor = _job_actor(outcome)
     async with rt.db.session() as session:
         record = await key_repo.by_model_serial(session, aaguid, serial) if serial else None
@@ -119,12 +141,10 @@ async def record_provisioned(
     becomes `provisioned`, bound to the user, and a `provisioned` event names `actor` (a Slack user id
     or an audit actor such as `slack:U1`). Idempotent for a retried call with the same method id.
     """
-    aaguid = _text(report.get("aaguid"), 36)
-    if aaguid is None:
+    key = KeyReport.of(report)
+    if key is None:
         return None
-    serial = _text(report.get("serial_number"), 128) or _text(report.get("serial"), 128)
-    model = _text(report.get("model"), 200) or _text(report.get("product_name"), 200)
-    firmware = _text(report.get("firmware"), 64)
+    aaguid, serial, model, firmware = key.aaguid, key.serial, key.model, key.firmware
     method = _text(method_id, 200)
     who = actor_of(actor)
     at = rt.clock.now()
@@ -394,10 +414,10 @@ async def record_reset(rt: Runtime, outcome: JobOutcome, report: dict[str, Any])
     its passkey (provisioned, handed over, active), the approver is told to remove that method: the
     key can no longer use it, but deleting it is a separate decision (never more than asked).
     """
-    aaguid = _text(report.get("aaguid"), 36)
-    serial = _text(report.get("serial_number"), 128)
-    if aaguid is None or serial is None:
+    key = KeyReport.of(report)
+    if key is None or key.serial is None:
         return None  # a key hiding its serial can't be matched to its record
+    aaguid, serial = key.aaguid, key.serial
     at = rt.clock.now()
     actor = _job_actor(outcome)
     async with rt.db.session() as session:
