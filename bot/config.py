@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         validation_alias=_env("KEYDESK_APPROVER_GROUP_ID"),
         description="the object id of the Entra group whose members may approve requests",
     )
+    privileged_approver_group_id: str | None = Field(
+        default=None,
+        validation_alias=_env("KEYDESK_PRIVILEGED_APPROVER_GROUP_ID"),
+        description="the object id of a separate Entra group whose members alone may approve a privileged "
+        "account (both approvals); needed when KEYDESK_ALLOW_PRIVILEGED_TARGETS is true",
+    )
     graph_url: str = Field(
         default="https://graph.microsoft.com",
         validation_alias=_env("KEYDESK_GRAPH_URL"),
@@ -420,6 +426,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _privileged_approvers_are_a_separate_group(self) -> Settings:
+        group = self.privileged_approver_group_id
+        if (
+            group
+            and self.approver_group_id
+            and group.strip().lower() == self.approver_group_id.strip().lower()
+        ):
+            raise ValueError(
+                "KEYDESK_PRIVILEGED_APPROVER_GROUP_ID must be a separate group from KEYDESK_APPROVER_GROUP_ID: "
+                "approving a privileged account is not a helpdesk approver's right"
+            )
+        return self
+
     # --- Derived values ------------------------------------------------------------------------
     @property
     def socket_mode(self) -> bool:
@@ -442,6 +462,8 @@ class Settings(BaseSettings):
             need("SLACK_SIGNING_SECRET", self.slack_signing_secret is not None)
         need("KEYDESK_HELPDESK_CHANNEL", bool(self.helpdesk_channel))
         need("KEYDESK_APPROVER_GROUP_ID", bool(self.approver_group_id))
+        if self.allow_privileged_targets:
+            need("KEYDESK_PRIVILEGED_APPROVER_GROUP_ID", bool(self.privileged_approver_group_id))
         if self.graph_token is None:
             need("AZURE_TENANT_ID", bool(self.azure_tenant_id))
             need("AZURE_CLIENT_ID", bool(self.azure_client_id))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from bot.sandbox.graph_sim import GraphSimulator
 from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import APPROVERS_GROUP, HELPDESK_CHANNEL
+from bot.sandbox.stack import APPROVERS_GROUP, HELPDESK_CHANNEL, PRIVILEGED_APPROVERS_GROUP
 
 DOMAIN = "northwind.example"
 GLOBAL_ADMIN_ROLE = "62e90394-69f5-4237-9190-012177145e10"
@@ -104,6 +104,10 @@ def seed_company(slack: SlackSimulator, graph: GraphSimulator) -> Company:
     graph.tenant.add_authenticator(morgan.entra_id, display_name="Morgan's iPhone")
     graph.tenant.assign_role(lin.entra_id, GLOBAL_ADMIN_ROLE)
     graph.tenant.add_group("keydesk approvers", id=APPROVERS_GROUP, members=[sam.entra_id, alex.entra_id])
+    # Sam and Alex also sit in the separate group that alone may approve privileged accounts (IDV-4).
+    graph.tenant.add_group(
+        "keydesk privileged approvers", id=PRIVILEGED_APPROVERS_GROUP, members=[sam.entra_id, alex.entra_id]
+    )
     graph.tenant.add_group("Break-glass accounts", id=BREAK_GLASS_GROUP, members=[])
     slack.add_user("U0PAT", "pat", real_name="Pat Jones", email="pat@partner.example", is_restricted=True)
     slack.add_user(

@@ -19,6 +19,7 @@ SIGNING_SECRET = "sandbox-signing-secret"
 GRAPH_TOKEN = "sandbox-graph-token"
 HELPDESK_CHANNEL = "C0HELPDESK"
 APPROVERS_GROUP = "3f2c7c1e-5c2b-4f8e-9d51-0a1b2c3d4e5f"
+PRIVILEGED_APPROVERS_GROUP = "8d0e6a4b-2f1c-4b7a-a3e9-5c6d7e8f9a0b"
 
 
 @dataclass
@@ -71,6 +72,7 @@ async def open_stack(database_url: str, *, clock: Clock | None = None, **overrid
         "database_url": database_url,
         "helpdesk_channel": HELPDESK_CHANNEL,
         "approver_group_id": APPROVERS_GROUP,
+        "privileged_approver_group_id": PRIVILEGED_APPROVERS_GROUP,
         "http_host": "127.0.0.1",
         "http_port": 0,
         "deadline_poll_seconds": 0.2,

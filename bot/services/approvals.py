@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from bot.directory import DirectoryError
 from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
@@ -30,29 +31,52 @@ class Decision:
     message: str  # what the approver reads
 
 
+class Authority(Enum):
+    """Which Entra groups give the right to a decision."""
+
+    APPROVERS = "approvers"  # KEYDESK_APPROVER_GROUP_ID: ordinary requests, desks, keys
+    PRIVILEGED = "privileged"  # KEYDESK_PRIVILEGED_APPROVER_GROUP_ID alone: approving a privileged account
+    EITHER = "either"  # stopping a privileged request: anyone who could decide on it or on others
+
+    def groups(self, rt: Runtime) -> list[str]:
+        ordinary, privileged_group = rt.settings.approver_group_id, rt.settings.privileged_approver_group_id
+        wanted = {
+            Authority.APPROVERS: [ordinary],
+            Authority.PRIVILEGED: [privileged_group],
+            Authority.EITHER: [ordinary, privileged_group],
+        }[self]
+        return [group for group in wanted if group]
+
+
 class ApproverCache:
-    """Transitive approver-group membership per Entra user, remembered for at most five minutes."""
+    """Transitive group membership per (group, Entra user), remembered for at most five minutes."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[bool, float]] = {}
+        self._entries: dict[tuple[str, str], tuple[bool, float]] = {}
 
-    async def is_approver(self, rt: Runtime, entra_id: str) -> bool:
-        group = rt.settings.approver_group_id
-        if not group:
+    async def is_member(self, rt: Runtime, entra_id: str, groups: list[str]) -> bool:
+        """True when the user is in any of `groups` (none: False). One Graph call for the unknown ones."""
+        now = time.monotonic()
+        known = {g: hit[0] for g in groups if (hit := self._entries.get((g, entra_id))) and hit[1] > now}
+        if any(known.values()):
+            return True
+        unknown = [g for g in groups if g not in known]
+        if not unknown:
             return False
-        hit = self._entries.get(entra_id)
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
-        member = group in await rt.directory.member_of_groups(entra_id, [group])
-        self._entries[entra_id] = (member, time.monotonic() + APPROVER_CACHE_SECONDS)
-        return member
+        found = await rt.directory.member_of_groups(entra_id, unknown)
+        for group in unknown:
+            self._entries[(group, entra_id)] = (group in found, now + APPROVER_CACHE_SECONDS)
+        return bool(found & set(unknown))
 
 
 approvers = ApproverCache()
 
 
 async def authorise_approver(
-    rt: Runtime, slack_user_id: str, request: TapRequest | None
+    rt: Runtime,
+    slack_user_id: str,
+    request: TapRequest | None,
+    authority: Authority = Authority.APPROVERS,
 ) -> tuple[str | None, str | None]:
     """(approver's Entra id, None) when allowed, else (None, the reason to show them)."""
     try:
@@ -69,11 +93,22 @@ async def authorise_approver(
             return None, "You can't approve a request you opened or one for yourself: another approver must."
         if who.entra.id == request.target_entra_id:
             return None, "You can't approve a pass for your own account."
+    groups = authority.groups(rt)
+    if authority is Authority.PRIVILEGED and not groups:
+        return None, (
+            "No privileged-approvers group is set (KEYDESK_PRIVILEGED_APPROVER_GROUP_ID), so nobody can "
+            "approve a privileged account. Ask your Entra administrator."
+        )
     try:
-        allowed = await approvers.is_approver(rt, who.entra.id)
+        allowed = await approvers.is_member(rt, who.entra.id, groups)
     except DirectoryError:
         return None, APPROVER_CHECK_DOWN
     if not allowed:
+        if authority is Authority.PRIVILEGED:
+            return None, (
+                "This is a privileged account: only members of the privileged-approvers group in Entra "
+                "can approve it."
+            )
         return None, "Only members of the approvers group in Entra can decide pass requests."
     return who.entra.id, None
 
@@ -126,7 +161,8 @@ async def approve(
             "expired",
             "This request expired before it was decided.",
         )
-    approver_entra, problem = await authorise_approver(rt, approver_slack_id, request)
+    authority = Authority.PRIVILEGED if privileged.applies(request) else Authority.APPROVERS
+    approver_entra, problem = await authorise_approver(rt, approver_slack_id, request, authority)
     if problem:
         return await _refuse(
             rt, request_id, approver_slack_id, "tap.approve.refused", "not_authorised", problem
@@ -262,7 +298,8 @@ async def deny(rt: Runtime, request_id: str, approver_slack_id: str, reason: str
         return await _refuse(
             rt, request_id, approver_slack_id, "tap.deny.refused", "stale", _stale_message(request)
         )
-    approver_entra, problem = await authorise_approver(rt, approver_slack_id, None)
+    authority = Authority.EITHER if privileged.applies(request) else Authority.APPROVERS
+    approver_entra, problem = await authorise_approver(rt, approver_slack_id, None, authority)
     if problem:
         return await _refuse(rt, request_id, approver_slack_id, "tap.deny.refused", "not_authorised", problem)
     now = rt.clock.now()

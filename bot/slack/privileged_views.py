@@ -39,8 +39,8 @@ def card_status(request: TapRequest) -> list[b.Block]:
     given = approvals_given(request)
     lines = [
         ":rotating_light: *Privileged account: admin process.* Needs approvals from *2 different "
-        "approvers*, each after verifying the person themselves; then a cooling-off delay before the "
-        "pass can be revealed.",
+        "members of the privileged-approvers group*, each after verifying the person themselves; then a "
+        "cooling-off delay before the pass can be revealed. Any approver can deny it.",
         f"*{given} of 2 approvals*"
         + (f": {_first_line(request)}" if request.first_approver_slack_id else ": none yet"),
     ]
@@ -83,7 +83,8 @@ def filed_alert(request: TapRequest, evidence: str, cooling_off_minutes: int) ->
     upn = escape_mrkdwn(str(profile.get("upn") or ""))
     return (
         f"<@{request.target_slack_id}> ({upn}) has a *privileged account* ({escape_mrkdwn(evidence)}) and "
-        "asked for a Temporary Access Pass. Admin process: it needs approvals from *two different approvers*, "
+        "asked for a Temporary Access Pass. Admin process: it needs approvals from *two different "
+        "privileged approvers*, "
         f"each verifying the person in person or by video with photo ID, then a {cooling_off_minutes}-minute "
         "cooling-off before the pass can be revealed. If nobody expected this, deny it."
     )

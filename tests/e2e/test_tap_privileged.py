@@ -1,8 +1,9 @@
 """The admin process for privileged accounts (security.md IDV-4, abuse cases 15 and 16), end to end.
 
 Off by default: privileged accounts are refused. With KEYDESK_ALLOW_PRIVILEGED_TARGETS on, a request for an
-account with a directory role needs approvals from two different approvers, then a cooling-off delay from
-the second approval before the pass can be revealed; a Deny stops it at any point before the reveal.
+account with a directory role needs approvals from two different members of the separate privileged-approvers
+group (KEYDESK_PRIVILEGED_APPROVER_GROUP_ID), then a cooling-off delay from the second approval before the pass
+can be revealed; a Deny by any approver stops it at any point before the reveal.
 Break-glass (excluded group) members stay refused either way. Lin is the seeded Global Administrator.
 """
 
@@ -17,7 +18,7 @@ from bot.audit import AuditEntry
 from bot.sandbox.company import BREAK_GLASS_GROUP, Company, Person
 from bot.sandbox.graph_sim import RecordedRequest
 from bot.sandbox.slack_sim import SimMessage
-from bot.sandbox.stack import APPROVERS_GROUP, HELPDESK_CHANNEL, Stack
+from bot.sandbox.stack import APPROVERS_GROUP, HELPDESK_CHANNEL, PRIVILEGED_APPROVERS_GROUP, Stack
 from bot.slack.ids import Action, ViewId
 
 from .helpers import (
@@ -73,10 +74,13 @@ def creations(stack: Stack) -> list[RecordedRequest]:
     return tap_posts(stack.graph)
 
 
-def add_approver(stack: Stack, slack_id: str, handle: str, name: str) -> Person:
-    """A third member of the approvers group, in the helpdesk channel."""
+def add_approver(
+    stack: Stack, slack_id: str, handle: str, name: str, groups: tuple[str, ...] = (APPROVERS_GROUP,)
+) -> Person:
+    """A third approver (of the ordinary approvers group unless told otherwise), in the helpdesk channel."""
     person = add_new_hire(stack, slack_id, handle, name, None)
-    stack.graph.tenant.add_member(APPROVERS_GROUP, person.entra_id)
+    for group in groups:
+        stack.graph.tenant.add_member(group, person.entra_id)
     stack.slack.channel(HELPDESK_CHANNEL).members.add(person.slack_id)
     return person
 
@@ -127,7 +131,7 @@ async def test_one_approval_is_not_enough(stack: Stack, company: Company) -> Non
 
     alert = await wait_channel(slack, "has a *privileged account*")
     assert ALERT in message_text(alert)
-    assert "two different approvers" in message_text(alert)
+    assert "two different privileged approvers" in message_text(alert)
     assert "Global Administrator" in message_text(alert)
     created = await wait_audit(stack, "tap.request.created")
     assert created.details["approvals_needed"] == 2
@@ -192,6 +196,77 @@ async def test_a_double_submit_by_one_approver_is_one_approval(stack: Stack, com
     assert len(await audit(stack, "tap.request.first_approval")) == 1
     assert await audit(stack, "tap.request.approved") == []
     assert await request_rows(stack) == [("awaiting_approval", 2)]
+
+
+# --- the separate privileged-approvers group (IDV-4) --------------------------------------------------
+@ADMIN_PROCESS
+async def test_a_helpdesk_approver_outside_the_privileged_group_cannot_approve(
+    stack: Stack, company: Company
+) -> None:
+    slack = stack.slack
+    riley = add_approver(stack, "U0RILEY", "riley", "Riley Helpdesk")  # approvers group only
+    card = await privileged_card(stack, company)
+
+    outcome = await approve(slack, riley.slack_id, card, "in_person")
+
+    assert "only members of the privileged-approvers group in Entra can approve it" in outcome
+    row = await refusal(stack, "tap.approve.refused", "not_authorised")
+    assert row.actor == f"slack:{riley.slack_id}"
+    await settle(stack)
+    assert await audit(stack, "tap.request.first_approval") == []
+    assert await request_rows(stack) == [("awaiting_approval", 2)]
+    assert "0 of 2 approvals" in message_text(current(slack, card))
+    assert creations(stack) == []
+
+
+@ADMIN_PROCESS
+async def test_privileged_approvers_need_not_be_helpdesk_approvers(stack: Stack, company: Company) -> None:
+    slack = stack.slack
+    kim = add_approver(stack, "U0KIM", "kim", "Kim Security", groups=(PRIVILEGED_APPROVERS_GROUP,))
+    card = await privileged_card(stack, company)
+    assert "Approval 1 of 2 recorded" in await approve(slack, kim.slack_id, card, "in_person")
+    card = await wait_card(slack, "1 of 2 approvals")
+
+    assert "Approval 2 of 2 recorded: approved" in await approve(
+        slack, company.sam.slack_id, card, "video_call_photo_id"
+    )
+    approved = await wait_audit(stack, "tap.request.approved")
+    assert approved.details["first_approver"] == kim.slack_id
+    # Their right stops at privileged accounts: an ordinary request is not theirs to approve.
+    await ask_for_pass(stack, company.ada.slack_id)
+    ordinary = await wait_card(slack, "Ada")
+    outcome = await approve(slack, kim.slack_id, ordinary, "in_person")
+    assert "Only members of the approvers group in Entra can decide pass requests" in outcome
+
+
+@ADMIN_PROCESS
+async def test_any_approver_can_stop_a_privileged_request(stack: Stack, company: Company) -> None:
+    slack = stack.slack
+    riley = add_approver(stack, "U0RILEY", "riley", "Riley Helpdesk")  # approvers group only
+    card = await privileged_card(stack, company)
+    assert "Approval 1 of 2" in await approve(slack, company.sam.slack_id, card, "in_person")
+    card = await wait_card(slack, "1 of 2 approvals")
+
+    assert "Denied" in await deny(slack, riley.slack_id, card, "nobody expected this")
+
+    denied = await wait_audit(stack, "tap.request.denied")
+    assert denied.actor == f"slack:{riley.slack_id}"
+    assert await request_rows(stack) == [("denied", 2)]
+    assert creations(stack) == []
+
+
+@pytest.mark.keydesk_settings(allow_privileged_targets=True, privileged_approver_group_id=None)
+async def test_without_a_privileged_group_nobody_can_approve_a_privileged_account(
+    stack: Stack, company: Company
+) -> None:
+    card = await privileged_card(stack, company)
+
+    outcome = await approve(stack.slack, company.sam.slack_id, card, "in_person")
+
+    assert "KEYDESK_PRIVILEGED_APPROVER_GROUP_ID" in outcome
+    await refusal(stack, "tap.approve.refused", "not_authorised")
+    assert await audit(stack, "tap.request.first_approval") == []
+    assert creations(stack) == []
 
 
 # --- two approvers, the cooling-off, then the pass ----------------------------------------------
@@ -262,7 +337,9 @@ async def test_two_approvers_then_cooling_off_then_reveal(
 @ADMIN_PROCESS
 async def test_racing_second_approvals_make_exactly_one_decision(stack: Stack, company: Company) -> None:
     slack = stack.slack
-    bea = add_approver(stack, "U0BEA", "bea", "Bea Santos")
+    bea = add_approver(
+        stack, "U0BEA", "bea", "Bea Santos", groups=(APPROVERS_GROUP, PRIVILEGED_APPROVERS_GROUP)
+    )
     card = await privileged_card(stack, company)
     assert "Approval 1 of 2" in await approve(slack, company.sam.slack_id, card, "in_person")
     card = await wait_card(slack, "1 of 2 approvals")

@@ -74,6 +74,23 @@ def test_a_static_graph_token_is_refused_for_real_graph(tmp_path: Path) -> None:
     assert "abc123456" not in result.stderr
 
 
+def test_the_admin_process_needs_its_own_approver_group(tmp_path: Path) -> None:
+    on = {"KEYDESK_ALLOW_PRIVILEGED_TARGETS": "true", "KEYDESK_APPROVER_GROUP_ID": "group-a"}
+    missing = keydesk("run", env=on, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "keydesk: KEYDESK_PRIVILEGED_APPROVER_GROUP_ID is not set: put the object id of a separate" in (
+        missing.stderr
+    )
+
+    same = keydesk("run", env={**on, "KEYDESK_PRIVILEGED_APPROVER_GROUP_ID": "GROUP-A"}, cwd=tmp_path)
+    assert same.returncode == 2
+    assert "KEYDESK_PRIVILEGED_APPROVER_GROUP_ID must be a separate group" in same.stderr
+    assert "Traceback" not in missing.stderr + same.stderr
+
+    off = keydesk("run", env={"KEYDESK_APPROVER_GROUP_ID": "group-a"}, cwd=tmp_path)
+    assert "KEYDESK_PRIVILEGED_APPROVER_GROUP_ID" not in off.stderr  # only needed with the admin process
+
+
 def test_socket_mode_needs_no_signing_secret_and_check_passes(tmp_path: Path) -> None:
     env = {
         "SLACK_BOT_TOKEN": "xoxb-1-2-3",
