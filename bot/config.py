@@ -241,7 +241,8 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         validation_alias=_env("KEYDESK_MAX_PASSES_PER_HOUR"),
-        description="passes issued tenant-wide in an hour before issuance pauses (circuit breaker)",
+        description="passes and desk keys issued tenant-wide in an hour before issuance pauses "
+        "(circuit breaker)",
     )
     require_manager_confirmation: bool = Field(
         default=True,

@@ -5,7 +5,10 @@ Used by `keydesk demo`, the end-to-end tests and the benchmarks, so all three ex
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.app import Keydesk, build_app
@@ -28,6 +31,7 @@ class Stack:
     graph: GraphSimulator
     settings: Settings
     running: Running | None = None
+    scratch: Path | None = None  # the stack's own key files, removed on close
 
     @property
     def keydesk(self) -> Keydesk:
@@ -55,6 +59,8 @@ class Stack:
         await self.stop_app()
         await self.slack.stop()
         await self.graph.stop()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 async def open_stack(database_url: str, *, clock: Clock | None = None, **overrides: Any) -> Stack:
@@ -77,6 +83,13 @@ async def open_stack(database_url: str, *, clock: Clock | None = None, **overrid
         "http_port": 0,
         "deadline_poll_seconds": 0.2,
     }
+    # The desk signing key and the PIN seal key default to files in the working directory (production
+    # keeps them beside the app); a sandbox makes its own, so nothing lands in the caller's folder.
+    scratch = None
+    if not {"agent_signing_key_file", "pin_seal_key_file"} <= overrides.keys():
+        scratch = Path(tempfile.mkdtemp(prefix="keydesk-sandbox-"))
+        values["agent_signing_key_file"] = scratch / "agent-link.key"
+        values["pin_seal_key_file"] = scratch / "pin-seal.key"
     values.update(overrides)
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-    return Stack(slack=slack, graph=graph, settings=settings)
+    return Stack(slack=slack, graph=graph, settings=settings, scratch=scratch)

@@ -269,7 +269,9 @@ async def _limits_problem(rt: Runtime, approver_slack_id: str, now: datetime) ->
     hour_ago = now - timedelta(hours=1)
     async with rt.db.read() as session:
         mine = await tap_repo.count_approvals_since(session, approver_slack_id, hour_ago)
+        # The breaker counts every credential keydesk issued: passes, and keys prepared at a desk.
         tenant = await tap_repo.count_issuances_since(session, hour_ago)
+        tenant += await tap_repo.count_desk_keys_since(session, hour_ago)
     if mine >= rt.settings.max_approvals_per_approver_per_hour:
         await tap_common.alert(
             rt,
@@ -281,10 +283,14 @@ async def _limits_problem(rt: Runtime, approver_slack_id: str, now: datetime) ->
     if tenant >= rt.settings.max_passes_per_hour:
         await tap_common.alert(
             rt,
-            f"{tenant} passes were issued in the last hour: issuance is paused (circuit breaker).",
+            f"{tenant} passes and desk keys were issued in the last hour: issuance is paused "
+            "(circuit breaker).",
             loud=True,
         )
-        return "Pass issuance is paused: too many passes were issued in the last hour. Security has been alerted."
+        return (
+            "Issuance is paused: too many passes and keys were issued in the last hour. Security has been "
+            "alerted."
+        )
     return None
 
 

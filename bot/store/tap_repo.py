@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.tap_request import OPEN_STATES, RequestState, check_transition
+from bot.domain.tap_request import OPEN_STATES, RequestKind, RequestState, check_transition
 from bot.store.models.tap_requests import TapIssuance, TapRequest
 
 
@@ -95,6 +95,23 @@ async def count_issuances_since(
     if approver_slack_id is not None:
         query = query.where(TapIssuance.approver_slack_id == approver_slack_id)
     return int((await session.execute(query)).scalar_one())
+
+
+async def count_desk_keys_since(session: AsyncSession, since: datetime) -> int:
+    """Keys approved for preparation at a desk since `since` that were not stopped before Entra saw
+    them (being prepared, registered, done): credentials issued, like passes."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(TapRequest)
+        .where(
+            TapRequest.kind == RequestKind.DESK_KEY.value,
+            TapRequest.decided_at >= since,
+            TapRequest.state.in_(
+                [RequestState.ISSUING.value, RequestState.ISSUED.value, RequestState.COMPLETED.value]
+            ),
+        )
+    )
+    return int(result.scalar_one())
 
 
 async def count_approvals_since(session: AsyncSession, approver_slack_id: str, since: datetime) -> int:

@@ -324,7 +324,7 @@ async def test_24_tenant_circuit_breaker_pauses_issuance(stack: Stack, company: 
 
     outcome = await approve(slack, company.alex.slack_id, card)
 
-    assert "Pass issuance is paused" in outcome
+    assert "Issuance is paused" in outcome
     await refusal(stack, "tap.approve.refused", "limit")
     await wait_channel(slack, "circuit breaker")
     assert len(tap_posts(stack.graph)) == 1
