@@ -1,4 +1,5 @@
-"""`/keydesk desk provision DESK @person at-desk|pickup`, its form, and the person's Reveal PIN button."""
+"""`/keydesk desk provision DESK @person at-desk|pickup`, its form, the person's Reveal PIN button, and
+the manager's "This looks wrong" on the notice of a key prepared for their report."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.services import desk_provisioning, tap_common
+from bot.services import desk_notices, desk_provisioning, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import provision_views
 from bot.slack.ids import Action, ViewId
-from bot.slack.messenger import SlackError
+from bot.slack.messenger import PostedMessage, SlackError
 from bot.store import desk_repo
 from bot.store.models.desk import AgentState
 from bot.store.models.desk_provisioning import PinMode
@@ -102,3 +103,19 @@ def register(app: AsyncApp, rt: Runtime) -> None:
             )
             return
         await desk_provisioning.reveal_pin(rt, request_id, clicker, view_id)
+
+    @app.action(Action.DESK_LOOKS_WRONG.value)
+    async def looks_wrong_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        clicker = str(body["user"]["id"])
+        request_id = str(body["actions"][0].get("value") or "")[:64]
+        async with rt.after_ack():
+            reply = await desk_notices.looks_wrong(rt, request_id, clicker, _message_of(body))
+            await tap_common.tell(rt, clicker, reply)
+
+
+def _message_of(body: dict[str, Any]) -> PostedMessage | None:
+    """The message the button was on (the manager's notice), to replace its button with the outcome."""
+    channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+    ts = (body.get("message") or {}).get("ts")
+    return PostedMessage(str(channel), str(ts)) if channel and ts else None

@@ -79,6 +79,9 @@ ALLOWED: dict[RequestState, frozenset[RequestState]] = {
             RequestState.CANCELLED,
         }
     ),
+    # COMPLETED -> REVOKED: only desk keys, when the manager says the registered key looks wrong
+    # (bot/services/desk_notices.py); a completed pass request has nothing left to revoke.
+    RequestState.COMPLETED: frozenset({RequestState.REVOKED}),
 }
 
 

@@ -3,6 +3,7 @@
     stock --(provisioned at a desk)--> provisioned --(hand-over: technician checked the person)-->
     handed_over --(the user clicks "I have my key" in the DM)--> active
     any state --(lost-key flow removed its passkey)--> lost ; any state --(approver)--> retired
+    any state --(the manager said "this looks wrong" and keydesk removed its passkey)--> lost
 
 "Active" means *the user confirmed receipt*, not "first sign-in seen": Entra's sign-in logs would
 tell which passkey signed in, but reading them needs AuditLog.Read.All and a polling job, a price
@@ -13,6 +14,10 @@ Every change is a compare-and-set on the key's state, an event with who did it, 
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.directory import DirectoryError
 from bot.domain.text import clean, safe
@@ -358,3 +363,49 @@ async def retire(rt: Runtime, key_id: str, approver: str) -> str:
             "there too (`/keydesk lost @person`)."
         )
     return message
+
+
+# --- a manager's "this looks wrong" --------------------------------------------------------------------
+class Flag(StrEnum):
+    MARKED = "marked"  # this call moved the key to lost
+    ALREADY = "already"  # the key was lost already (flagged before, or the lost-key flow removed it)
+    ABSENT = "absent"  # no inventory record holds this passkey any more (never recorded, reset, re-prepared)
+
+
+async def flag_wrong(
+    rt: Runtime, session: AsyncSession, key_id: str | None, method_id: str, *, actor: str, request_id: str
+) -> Flag:
+    """The manager said the key prepared under `request_id` looks wrong: its record becomes `lost` (its
+    passkey is being removed, like the lost-key flow's; never handed over; a reset brings it back to stock).
+    In the caller's transaction; the compare-and-set makes a second press find ALREADY."""
+    record = await key_repo.by_id(session, key_id) if key_id else None
+    if record is None or record.entra_method_id != method_id:
+        return Flag.ABSENT
+    live = [s for s in KeyState if s is not KeyState.LOST]
+    if not await key_repo.transition(session, record.id, expected=live, to=KeyState.LOST):
+        return Flag.ALREADY
+    details = {
+        "reason": "manager_flagged",
+        "request_id": request_id,
+        "method_id": method_id,
+        "was": record.state,
+    }
+    await key_repo.add_event(
+        session,
+        KeyEvent(
+            key_id=record.id,
+            at=rt.clock.now(),
+            kind="flagged",
+            actor=actor,
+            desk_agent_id=None,
+            details=details,
+        ),
+    )
+    await rt.audit.record(
+        "key.flagged",
+        actor=actor,
+        target=f"key:{record.id}",
+        details={"serial": record.serial, "user": record.user_entra_id, **details},
+        session=session,
+    )
+    return Flag.MARKED

@@ -43,7 +43,7 @@ from bot.domain.eligibility import CheckName
 from bot.domain.tap_request import RequestKind, RequestState
 from bot.domain.text import safe
 from bot.logs import get_logger
-from bot.services import desk_inventory, desk_link, identity, onboarding, pin_seal, tap_common
+from bot.services import desk_inventory, desk_link, desk_notices, identity, onboarding, pin_seal, tap_common
 from bot.services.approvals import authorise_approver
 from bot.services.desk_link import JobOutcome
 from bot.services.runtime import Runtime
@@ -451,6 +451,7 @@ async def _complete(
         )
     if prov.pin_mode == PinMode.PICKUP:
         await _offer_pin(rt, request, desk)
+    await desk_notices.announce(rt, request.id)  # the manager and the person's mailbox (IDV-6); never raises
 
 
 async def _offer_pin(rt: Runtime, request: TapRequest, desk: str) -> None:

@@ -41,6 +41,7 @@ class Action(StrEnum):
     KEY_RECEIVED = "key_received"
     KEY_NOT_RECEIVED = "key_not_received"
     DESK_PIN_REVEAL = "desk_pin_reveal"  # the owner of a key prepared for pickup reveals its PIN
+    DESK_LOOKS_WRONG = "desk_looks_wrong"  # the manager stops a key prepared in their report's name
 
 
 class ViewId(StrEnum):
