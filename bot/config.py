@@ -269,6 +269,12 @@ class Settings(BaseSettings):
         validation_alias=_env("KEYDESK_ALLOW_PRIVILEGED_TARGETS"),
         description="true to let privileged accounts through the admin process (two approvers, cooling-off)",
     )
+    risk_check: Literal["required", "if_available", "off"] = Field(
+        default="if_available",
+        validation_alias=_env("KEYDESK_RISK_CHECK"),
+        description="Entra ID Protection user risk before a request (needs Entra ID P2 and "
+        "IdentityRiskyUser.Read.All): required (refuse when it can't be read), if_available, or off",
+    )
     privileged_cooling_off_minutes: int = Field(
         default=60,
         ge=0,

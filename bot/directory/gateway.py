@@ -16,6 +16,7 @@ from bot.directory.types import (
     MethodList,
     TapInfo,
     TapPolicy,
+    UserRisk,
 )
 from bot.secret import Secret
 
@@ -88,6 +89,11 @@ class Directory(Protocol):
 
     async def revoke_sessions(self, user_id: str) -> None:
         """Invalidate the user's refresh tokens and session cookies (takes minutes to bite)."""
+        ...
+
+    async def user_risk(self, user_id: str) -> UserRisk | None:
+        """Entra ID Protection's risk record for the user (IdentityRiskyUser.Read.All, Entra ID P2);
+        None when the user never had one. Forbidden when the tenant or the app may not read it."""
         ...
 
     async def tap_policy(self) -> TapPolicy: ...

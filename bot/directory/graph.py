@@ -44,6 +44,7 @@ from bot.directory.types import (
     MethodList,
     TapInfo,
     TapPolicy,
+    UserRisk,
 )
 from bot.logs import get_logger
 from bot.secret import Secret
@@ -502,6 +503,17 @@ class GraphDirectory:
             )
         except DirectoryError as err:
             raise classify_oath_error(err) from None
+
+    # --- Entra ID Protection ----------------------------------------------------------------------
+    async def user_risk(self, user_id: str) -> UserRisk | None:
+        """GET /identityProtection/riskyUsers/{id} (no query options: this call takes none). Graph
+        answers 404 for a user Identity Protection never flagged, and 403 without Entra ID P2 or
+        IdentityRiskyUser.Read.All (Forbidden, raised for the caller to judge)."""
+        item = self._v1.identity_protection.risky_users.by_risky_user_id(path_segment(user_id))
+        try:
+            return await self._call("user_risk", item.to_get_request_information, mapping.to_user_risk)
+        except NotFound:
+            return None
 
     # --- policies and mail ---------------------------------------------------------------------
     async def tap_policy(self) -> TapPolicy:

@@ -23,6 +23,7 @@ from bot.directory.types import (
     PasskeyProfileRule,
     TapInfo,
     TapPolicy,
+    UserRisk,
 )
 from bot.secret import Secret
 
@@ -239,6 +240,17 @@ def mask_email(address: str | None) -> str | None:
         return None
     local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
+
+
+def to_user_risk(data: JsonObject) -> UserRisk:
+    """GET /identityProtection/riskyUsers/{id}: the riskyUser entity."""
+    return UserRisk(
+        user_id=text(data, "id") or "",
+        risk_state=text(data, "riskState"),
+        risk_level=text(data, "riskLevel"),
+        risk_detail=text(data, "riskDetail"),
+        last_updated=when(data, "riskLastUpdatedDateTime"),
+    )
 
 
 def to_tap_info(data: JsonObject) -> TapInfo:

@@ -121,6 +121,22 @@ class DirectoryRole:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRisk:
+    """Entra ID Protection's risk record for a user (`riskyUser`): camelCase enum values as Graph sends
+    them (riskState "atRisk", "confirmedCompromised", "remediated", ...; riskLevel "low" .. "high")."""
+
+    user_id: str
+    risk_state: str | None
+    risk_level: str | None
+    risk_detail: str | None
+    last_updated: datetime | None
+
+    @property
+    def at_risk(self) -> bool:
+        return (self.risk_state or "").lower() in ("atrisk", "confirmedcompromised")
+
+
+@dataclass(frozen=True, slots=True)
 class TapPolicy:
     enabled: bool
     include_all_users: bool

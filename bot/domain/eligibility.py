@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from bot.directory import AuthMethod, DirectoryRole, TapInfo, TapPolicy
+from bot.directory import AuthMethod, DirectoryRole, MethodKind, TapInfo, TapPolicy
+from bot.directory.types import UserRisk
 from bot.domain.tap_request import RequestKind
 
 
@@ -18,6 +21,8 @@ class CheckName(StrEnum):
     NO_STRONG_METHOD = "no_strong_method"
     NO_VALID_PASS = "no_valid_pass"  # noqa: S105 - a name, not a secret
     RATE_LIMIT = "rate_limit"
+    USER_RISK = "user_risk"
+    RECENT_METHOD = "recent_method"
 
 
 CHECK_LABELS: dict[CheckName, str] = {
@@ -28,6 +33,8 @@ CHECK_LABELS: dict[CheckName, str] = {
     CheckName.NO_STRONG_METHOD: "No security key or passkey registered yet",
     CheckName.NO_VALID_PASS: "No valid pass exists already",
     CheckName.RATE_LIMIT: "Within the request and pass limits",
+    CheckName.USER_RISK: "Not flagged at risk by Entra ID Protection",
+    CheckName.RECENT_METHOD: "No sign-in method added in the last 24 h",
 }
 
 
@@ -37,6 +44,8 @@ class CheckResult:
     passed: bool
     evidence: str  # for the helpdesk card and the audit; never a secret
     user_message: str | None = None  # what the person reads when this check refuses
+    # Passed, but approval then needs a strong verification (in person, photo ID): not the manager's click.
+    strong_verification: bool = False
 
     @property
     def label(self) -> str:
@@ -172,3 +181,86 @@ def usable_once(configured: bool, policy: TapPolicy) -> bool:
     could use. Where a day needs several sign-ins (Windows, then the browser), KEYDESK_TAP_USABLE_ONCE=false
     makes passes multi-use, if the tenant's policy allows it."""
     return True if policy.usable_once_enforced else configured
+
+
+# --- IDV-5: a risky account, or a sign-in method added in the last 24 hours ---------------------------
+RECENT_METHOD_WINDOW = timedelta(hours=24)
+RISK_UNAVAILABLE = "Identity Protection not available (no P2 licence or no IdentityRiskyUser.Read.All)"
+STRONG_VERIFICATION_KEY = "strong_verification"  # marks a stored check (request.checks) that needs one
+_METHOD_NAMES = {
+    MethodKind.FIDO2: "Security key or passkey",
+    MethodKind.AUTHENTICATOR: "Microsoft Authenticator",
+    MethodKind.PHONE: "Phone",
+    MethodKind.TAP: "Temporary Access Pass",
+    MethodKind.WINDOWS_HELLO: "Windows Hello for Business",
+    MethodKind.SOFTWARE_OATH: "Authenticator app code (OATH)",
+    MethodKind.HARDWARE_OATH: "Hardware OATH token",
+    MethodKind.EMAIL: "Email",
+    MethodKind.PLATFORM_CREDENTIAL: "Platform credential",
+}
+
+
+def contact_helpdesk(support: str) -> str:
+    """Deliberately vague: a possible attacker must not learn that risk detection stopped them."""
+    return f"I can't start this from Slack right now; please contact the helpdesk: {support}."
+
+
+def check_user_risk(risk: UserRisk | None, *, available: bool, required: bool, support: str) -> CheckResult:
+    """Entra ID Protection's verdict. `available` False: Graph refused the read (403: no Entra ID P2 or
+    no IdentityRiskyUser.Read.All); that passes unless the check is required (fail closed)."""
+    if not available:
+        if required:
+            return refused(
+                CheckName.USER_RISK,
+                f"{RISK_UNAVAILABLE}; KEYDESK_RISK_CHECK=required",
+                contact_helpdesk(support),
+            )
+        return passed(CheckName.USER_RISK, RISK_UNAVAILABLE)
+    if risk is None:
+        return passed(CheckName.USER_RISK, "no risk record")
+    updated = f"{risk.last_updated:%Y-%m-%d %H:%M} UTC" if risk.last_updated else "unknown"
+    evidence = (
+        f"riskState {risk.risk_state or 'unknown'}, riskLevel {risk.risk_level or 'unknown'}, "
+        f"last updated {updated}"
+    )
+    if risk.at_risk:
+        return refused(CheckName.USER_RISK, evidence, contact_helpdesk(support))
+    return passed(CheckName.USER_RISK, evidence)
+
+
+def check_recent_methods(methods: Sequence[AuthMethod], now: datetime) -> CheckResult:
+    """A method other than the password added in the last 24 h doesn't refuse (new hires get a phone on
+    day one), but whoever added it may be the attacker: approval then needs a strong verification.
+    A method without a creation time (Graph omits it for some kinds) can't be judged and is left out."""
+    recent = [
+        m
+        for m in methods
+        if m.kind is not MethodKind.PASSWORD
+        and m.created is not None
+        and now - m.created < RECENT_METHOD_WINDOW
+    ]
+    if not recent:
+        return passed(CheckName.RECENT_METHOD, "none")
+    parts = [f"{_method_name(m)} added {_ago(now - m.created)} ago" for m in recent if m.created]
+    return CheckResult(
+        CheckName.RECENT_METHOD,
+        True,
+        "; ".join(parts) + " (approve only after a strong verification)",
+        strong_verification=True,
+    )
+
+
+def needs_strong_verification(stored_checks: Iterable[Mapping[str, Any]] | None) -> bool:
+    """Whether a request's stored checks (`request.checks`) ask for a strong verification."""
+    return any(bool(c.get(STRONG_VERIFICATION_KEY)) for c in stored_checks or [])
+
+
+def _method_name(method: AuthMethod) -> str:
+    kind = _METHOD_NAMES.get(method.kind, "Sign-in method")
+    name = (method.display_name or "").strip()[:60]
+    return f"{kind} ({name})" if name and name.lower() != kind.lower() else kind
+
+
+def _ago(age: timedelta) -> str:
+    minutes = max(0, int(age.total_seconds() // 60))
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.sandbox.graph_sim import GraphSimulator
 from bot.sandbox.slack_sim import SlackSimulator
@@ -97,11 +97,18 @@ def seed_company(slack: SlackSimulator, graph: GraphSimulator) -> Company:
         manager=grace,
     )
     lin = _person(slack, graph, "U0LIN", "Lin Chen", "lin", department="IT", job_title="Cloud Administrator")
+    # Registered when they joined: a method added in the last 24 h would make approvals need a strong
+    # verification (security.md IDV-5).
+    registered = graph.clock.now() - timedelta(days=30)
     for person in (grace, sam, alex, morgan):
         graph.tenant.add_fido2(
-            person.entra_id, display_name="YubiKey 5 NFC", aaguid=YUBIKEY_5_NFC, model="YubiKey 5 NFC"
+            person.entra_id,
+            display_name="YubiKey 5 NFC",
+            aaguid=YUBIKEY_5_NFC,
+            model="YubiKey 5 NFC",
+            created=registered,
         )
-    graph.tenant.add_authenticator(morgan.entra_id, display_name="Morgan's iPhone")
+    graph.tenant.add_authenticator(morgan.entra_id, display_name="Morgan's iPhone", created=registered)
     graph.tenant.assign_role(lin.entra_id, GLOBAL_ADMIN_ROLE)
     graph.tenant.add_group("keydesk approvers", id=APPROVERS_GROUP, members=[sam.entra_id, alex.entra_id])
     # Sam and Alex also sit in the separate group that alone may approve privileged accounts (IDV-4).

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from bot.directory import DirectoryError
+from bot.domain.eligibility import needs_strong_verification
 from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
 from bot.logs import get_logger
 from bot.services import identity, privileged, tap_common
@@ -262,6 +263,19 @@ def _verification_problem(
     ):
         strong = ", ".join(choices.get(m, m) for m in rt.settings.strong_verification_methods)
         return f"Without the manager's confirmation, approve only after one of: {strong}."
+    if needs_strong_verification(request.checks) and method not in rt.settings.strong_verification_methods:
+        # IDV-5: whoever added a sign-in method in the last 24 h may be an attacker holding the account.
+        strong = ", ".join(choices.get(m, m) for m in rt.settings.strong_verification_methods)
+        if not strong:
+            return (
+                "A sign-in method was added to this account in the last 24 hours, and no verification "
+                "method is set as strong (KEYDESK_STRONG_VERIFICATION_METHODS), so it can't be approved."
+            )
+        return (
+            "A sign-in method was added to this account in the last 24 hours (see the checks on the "
+            f"card), so verify the person yourself before approving (one of: {strong}). "
+            "The manager's confirmation isn't enough here."
+        )
     return None
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.directory import DirectoryError
+from bot.directory import DirectoryError, Forbidden, Unauthenticated
+from bot.directory.types import UserRisk
 from bot.domain import admin_process
 from bot.domain import eligibility as rules
 from bot.domain.eligibility import CheckName, CheckResult
@@ -33,8 +34,9 @@ DIRECTORY_DOWN = (
     "I couldn't check your account just now because Microsoft Entra didn't answer. Nothing was requested "
     "and nothing changed. Please try again in a few minutes."
 )
-# Refusals the helpdesk hears about: an admin target, a misconfigured policy, or someone hammering.
-ALERT_ON = {CheckName.NOT_PRIVILEGED, CheckName.TAP_POLICY, CheckName.RATE_LIMIT}
+# Refusals the helpdesk hears about: an admin target, a misconfigured policy, someone hammering, or an
+# account Entra ID Protection flags (its own alert, see _risk_alert).
+ALERT_ON = {CheckName.NOT_PRIVILEGED, CheckName.TAP_POLICY, CheckName.RATE_LIMIT, CheckName.USER_RISK}
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,12 @@ async def evaluate(rt: Runtime, who: Identity, kind: RequestKind) -> list[CheckR
     scope_groups = (
         set(policy.include_group_ids) | set(policy.exclude_group_ids) | set(rt.settings.excluded_group_ids)
     )
-    roles, methods, taps, memberships = await asyncio.gather(
+    roles, methods, taps, memberships, user_risk = await asyncio.gather(
         rt.directory.directory_roles(user_id),
         rt.directory.list_methods(user_id, hardware_oath=False),  # tokens are not phishing-resistant
         rt.directory.list_taps(user_id),
         rt.directory.member_of_groups(user_id, sorted(scope_groups)) if scope_groups else _no_groups(),
+        _risk_check(rt, user_id),
     )
     now = rt.clock.now()
     async with rt.db.read() as session:
@@ -78,6 +81,7 @@ async def evaluate(rt: Runtime, who: Identity, kind: RequestKind) -> list[CheckR
     return [
         rules.passed(CheckName.SLACK_MEMBER, f"{who.slack.name} ({who.slack.id}), team {who.slack.team_id}"),
         rules.passed(CheckName.ENTRA_ACCOUNT, f"{who.entra.user_principal_name} (enabled member)"),
+        user_risk,
         # The admin process (two approvers, cooling-off) covers passes; a desk key is never for an admin.
         rules.check_privilege(
             roles,
@@ -93,11 +97,32 @@ async def evaluate(rt: Runtime, who: Identity, kind: RequestKind) -> list[CheckR
             max_requests=rt.settings.max_requests_per_user_per_day,
             max_passes=rt.settings.max_passes_per_user_per_day,
         ),
+        rules.check_recent_methods(methods, now),
     ]
 
 
 async def _no_groups() -> set[str]:
     return set()
+
+
+async def _risk_check(rt: Runtime, user_id: str) -> CheckResult:
+    """IDV-5 through Entra ID Protection (KEYDESK_RISK_CHECK). A 403 means no Entra ID P2 or no
+    IdentityRiskyUser.Read.All; any other failure propagates (directory down: fail closed)."""
+    mode = rt.settings.risk_check
+    if mode == "off":
+        return rules.passed(CheckName.USER_RISK, "not checked (KEYDESK_RISK_CHECK=off)")
+    risk: UserRisk | None = None
+    available = True
+    try:
+        risk = await rt.directory.user_risk(user_id)
+    except Unauthenticated:
+        raise
+    except Forbidden as exc:
+        log.warning("tap.risk_check.unavailable", status=exc.status, code=exc.code, mode=mode)
+        available = False
+    return rules.check_user_risk(
+        risk, available=available, required=mode == "required", support=rt.settings.support_contact
+    )
 
 
 def _profile(who: Identity, manager_name: str | None) -> dict[str, Any]:
@@ -113,7 +138,11 @@ def _profile(who: Identity, manager_name: str | None) -> dict[str, Any]:
 
 
 def _checks_json(checks: list[CheckResult]) -> list[dict[str, Any]]:
-    return [{"name": c.name.value, "passed": c.passed, "evidence": c.evidence} for c in checks]
+    return [
+        {"name": c.name.value, "passed": c.passed, "evidence": c.evidence}
+        | ({rules.STRONG_VERIFICATION_KEY: True} if c.strong_verification else {})
+        for c in checks
+    ]
 
 
 async def request_pass(
@@ -345,13 +374,35 @@ async def _refuse_check(
         details={"reason": failed.name.value, "kind": kind.value, "checks": _checks_json(checks)},
     )
     await tap_common.tell(rt, who.slack.id, failed.user_message or "Sorry, I can't issue a pass for you.")
-    if failed.name in ALERT_ON:
+    if failed.name is CheckName.USER_RISK:
+        await _risk_alert(rt, who, failed)
+    elif failed.name in ALERT_ON:
         await tap_common.alert(
             rt,
             f"<@{who.slack.id}> ({who.entra.user_principal_name}) asked for a pass and was refused: "
             f"{failed.label.lower()} failed ({failed.evidence}).",
             loud=failed.name is not CheckName.TAP_POLICY,
         )
+
+
+async def _risk_alert(rt: Runtime, who: Identity, failed: CheckResult) -> None:
+    """The person only hears "contact the helpdesk"; the helpdesk hears why."""
+    person = f"<@{who.slack.id}> ({who.entra.user_principal_name})"
+    if failed.evidence.startswith(rules.RISK_UNAVAILABLE):
+        await tap_common.alert(
+            rt,
+            f"{person} asked for a pass, but the Entra ID Protection risk check can't run "
+            f"({failed.evidence}). I refused and told them to contact the helpdesk; check their "
+            "account's risk yourself before helping them.",
+        )
+        return
+    await tap_common.alert(
+        rt,
+        f"{person} asked for a pass, but Entra ID Protection flags the account ({failed.evidence}). "
+        "I refused and told them only to contact the helpdesk. Investigate the account (possible "
+        "takeover) before helping them.",
+        loud=True,
+    )
 
 
 async def _directory_down(rt: Runtime, slack_user_id: str, exc: DirectoryError) -> None:

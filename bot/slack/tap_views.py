@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.domain.eligibility import CHECK_LABELS, CheckName
+from bot.domain.eligibility import CHECK_LABELS, STRONG_VERIFICATION_KEY, CheckName
 from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
 from bot.domain.text import escape_mrkdwn
 from bot.secret import Secret
@@ -155,6 +155,8 @@ def card(
 
 def _check_line(check: dict[str, Any]) -> str:
     icon = ":white_check_mark:" if check.get("passed") else ":no_entry:"
+    if check.get("passed") and check.get(STRONG_VERIFICATION_KEY):  # passed, but needs a strong check
+        icon = ":warning:"
     label = (
         CHECK_LABELS.get(CheckName(check["name"]), check["name"])
         if check.get("name") in CheckName.__members__.values()

@@ -65,7 +65,7 @@ async def test_happy_path_request_confirm_approve_reveal(
         "Grace Hopper",
     ):
         assert evidence in card_text
-    assert card_text.count(":white_check_mark:") == 7, card_text  # every automatic check passed
+    assert card_text.count(":white_check_mark:") == 9, card_text  # every automatic check passed
     assert "asked, no answer yet" in card_text
     assert {Action.TAP_APPROVE, Action.TAP_DENY} <= action_ids(card.blocks)
     question = await wait_dm(slack, grace.slack_id, "Did you expect Ada Lovelace")

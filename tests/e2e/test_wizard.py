@@ -145,7 +145,8 @@ async def test_a_key_registered_before_the_reveal_does_not_count(
 ) -> None:
     """Only a method created after the reveal completes the setup (not one the person already had)."""
     ada = company.ada
-    stack.graph.tenant.add_authenticator(ada.entra_id, display_name="Old phone")
+    old = stack.graph.clock.now() - timedelta(days=30)  # not added in the last 24 h (IDV-5)
+    stack.graph.tenant.add_authenticator(ada.entra_id, display_name="Old phone", created=old)
     await revealed_wizard(stack, company)
     await press(stack, ada, Action.WIZARD_CHOOSE, "Step 1 of 9", block_id="wizard_choose_authenticator")
     await advance(stack, app_clock, registration.FIRST_POLL_AFTER + registration.ACTIVE_DELAY + 1)

@@ -116,6 +116,8 @@ async def walk_reads(world: World, v: str) -> None:
     )
     await walk_methods(world, v)
     await walk_policy(world, v)
+    world.sim.tenant.set_user_risk(ids.ada, "atRisk", "medium", detail="hidden")
+    await check_entity(world, f"/{v}/identityProtection/riskyUsers/{ids.ada}", "riskyUser")
 
 
 async def walk_methods(world: World, v: str) -> None:
