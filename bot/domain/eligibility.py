@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.directory import AuthMethod, DirectoryRole, MethodKind, TapInfo, TapPolicy
 from bot.directory.types import UserRisk
+from bot.domain.method_names import METHOD_LABELS
 from bot.domain.tap_request import RequestKind
 
 
@@ -187,17 +188,6 @@ def usable_once(configured: bool, policy: TapPolicy) -> bool:
 RECENT_METHOD_WINDOW = timedelta(hours=24)
 RISK_UNAVAILABLE = "Identity Protection not available (no P2 licence or no IdentityRiskyUser.Read.All)"
 STRONG_VERIFICATION_KEY = "strong_verification"  # marks a stored check (request.checks) that needs one
-_METHOD_NAMES = {
-    MethodKind.FIDO2: "Security key or passkey",
-    MethodKind.AUTHENTICATOR: "Microsoft Authenticator",
-    MethodKind.PHONE: "Phone",
-    MethodKind.TAP: "Temporary Access Pass",
-    MethodKind.WINDOWS_HELLO: "Windows Hello for Business",
-    MethodKind.SOFTWARE_OATH: "Authenticator app code (OATH)",
-    MethodKind.HARDWARE_OATH: "Hardware OATH token",
-    MethodKind.EMAIL: "Email",
-    MethodKind.PLATFORM_CREDENTIAL: "Platform credential",
-}
 
 
 def contact_helpdesk(support: str) -> str:
@@ -256,7 +246,7 @@ def needs_strong_verification(stored_checks: Iterable[Mapping[str, Any]] | None)
 
 
 def _method_name(method: AuthMethod) -> str:
-    kind = _METHOD_NAMES.get(method.kind, "Sign-in method")
+    kind = METHOD_LABELS.get(method.kind, "Sign-in method")
     name = (method.display_name or "").strip()[:60]
     return f"{kind} ({name})" if name and name.lower() != kind.lower() else kind
 

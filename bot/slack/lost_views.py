@@ -12,11 +12,11 @@ from enum import StrEnum
 from typing import Any
 
 from bot.directory import AuthMethod, MethodKind
+from bot.domain.method_names import METHOD_LABELS
 from bot.domain.text import clean, safe
 from bot.slack import blocks as b
 from bot.slack.ids import Action, ViewId
 from bot.slack.tap_views import ts
-from bot.slack.welcome import METHOD_LABELS
 from bot.store.models.lost_reports import (
     LostReason,
     LostReport,

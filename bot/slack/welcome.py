@@ -6,22 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.directory import AuthMethod, MethodKind
+from bot.domain.method_names import METHOD_LABELS
 from bot.slack import blocks as b
 from bot.slack.ids import Action
-
-METHOD_LABELS: dict[MethodKind, str] = {
-    MethodKind.FIDO2: "Security key (FIDO2)",
-    MethodKind.WINDOWS_HELLO: "Windows Hello for Business",
-    MethodKind.PLATFORM_CREDENTIAL: "Platform passkey",
-    MethodKind.AUTHENTICATOR: "Microsoft Authenticator",
-    MethodKind.PHONE: "Phone (SMS or call)",
-    MethodKind.SOFTWARE_OATH: "Authenticator app code",
-    MethodKind.HARDWARE_OATH: "Hardware token",
-    MethodKind.TAP: "Temporary Access Pass",
-    MethodKind.EMAIL: "Email",
-    MethodKind.PASSWORD: "Password",
-    MethodKind.OTHER: "Other method",
-}
 
 
 def welcome_text(name: str) -> str:

@@ -92,7 +92,7 @@ def test_a_method_added_within_24_hours_passes_but_asks_for_strong_verification(
     result = check_recent_methods(methods, NOW)
     assert result.passed and result.strong_verification and result.name is CheckName.RECENT_METHOD
     assert "Microsoft Authenticator (Pixel 8) added 3 h ago" in result.evidence
-    assert "Phone (mobile) added 20 min ago" in result.evidence
+    assert "Phone (SMS or call) (mobile) added 20 min ago" in result.evidence
     assert "Old key" not in result.evidence and "Password" not in result.evidence
 
 
