@@ -16,6 +16,7 @@ Every change is a compare-and-set on the key's state, an event with who did it, 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +66,36 @@ async def _approver_and_key(
         message = "I can't find that key in the inventory."
         return None, await _refused(rt, action, actor, key_id, "unknown_key", message)
     return (approver_entra_id, record, desk), ""
+
+
+async def _log(
+    rt: Runtime,
+    session: AsyncSession,
+    record: KeyRecord,
+    *,
+    kind: str,
+    action: str,
+    actor: str,
+    details: dict[str, Any],
+    audit_details: dict[str, Any] | None = None,
+    outcome: str = "ok",
+) -> None:
+    """One change in a key's life, in the caller's transaction: the event `/keydesk key` shows, and the
+    audit row (the key's serial, the event's details, and `audit_details` on top)."""
+    await key_repo.add_event(
+        session,
+        KeyEvent(
+            key_id=record.id, at=rt.clock.now(), kind=kind, actor=actor, desk_agent_id=None, details=details
+        ),
+    )
+    await rt.audit.record(
+        action,
+        actor=actor,
+        target=f"key:{record.id}",
+        outcome=outcome,
+        details={"serial": record.serial, **details, **(audit_details or {})},
+        session=session,
+    )
 
 
 async def find_by_serial(rt: Runtime, serial: str) -> tuple[KeyRecord | None, str | None]:
@@ -129,7 +160,6 @@ async def hand_over(rt: Runtime, key_id: str, technician: str, method: str, note
             "You can't hand a key over to yourself: another technician must.",
         )
     user = await _user_slack_id(rt, record)
-    at = rt.clock.now()
     details = {"verified_by": method, "user": record.user_entra_id}
     if note:
         details["note"] = note
@@ -138,18 +168,14 @@ async def hand_over(rt: Runtime, key_id: str, technician: str, method: str, note
             session, key_id, expected=[KeyState.PROVISIONED], to=KeyState.HANDED_OVER, user_slack_id=user
         )
         if won:
-            await key_repo.add_event(
+            await _log(
+                rt,
                 session,
-                KeyEvent(
-                    key_id=key_id, at=at, kind="handed_over", actor=actor, desk_agent_id=None, details=details
-                ),
-            )
-            await rt.audit.record(
-                "key.handed_over",
+                record,
+                kind="handed_over",
+                action="key.handed_over",
                 actor=actor,
-                target=f"key:{key_id}",
-                details={"serial": record.serial, **details},
-                session=session,
+                details=details,
             )
     if not won:
         return await _refused(
@@ -235,24 +261,7 @@ async def received(rt: Runtime, key_id: str, clicker: str, message: PostedMessag
     async with rt.db.session() as session:
         won = await key_repo.transition(session, key_id, expected=[KeyState.HANDED_OVER], to=KeyState.ACTIVE)
         if won:
-            await key_repo.add_event(
-                session,
-                KeyEvent(
-                    key_id=key_id,
-                    at=rt.clock.now(),
-                    kind="received",
-                    actor=actor,
-                    desk_agent_id=None,
-                    details={},
-                ),
-            )
-            await rt.audit.record(
-                "key.active",
-                actor=actor,
-                target=f"key:{key_id}",
-                details={"serial": record.serial},
-                session=session,
-            )
+            await _log(rt, session, record, kind="received", action="key.active", actor=actor, details={})
     if not won:
         return await _refused(
             rt,
@@ -286,19 +295,16 @@ async def not_received(rt: Runtime, key_id: str, clicker: str, message: PostedMe
             f"This key is {desk_views.STATE_TEXT.get(record.state, record.state)}; the helpdesk already knows.",
         )
     async with rt.db.session() as session:
-        await key_repo.add_event(
+        await _log(
+            rt,
             session,
-            KeyEvent(
-                key_id=key_id, at=rt.clock.now(), kind="disputed", actor=actor, desk_agent_id=None, details={}
-            ),
-        )
-        await rt.audit.record(
-            "key.handover.disputed",
+            record,
+            kind="disputed",
+            action="key.handover.disputed",
             actor=actor,
-            target=f"key:{key_id}",
+            details={},
+            audit_details={"method_id": record.entra_method_id},
             outcome="refused",
-            details={"serial": record.serial, "method_id": record.entra_method_id},
-            session=session,
         )
     await tap_common.alert(
         rt,
@@ -331,23 +337,8 @@ async def retire(rt: Runtime, key_id: str, approver: str) -> str:
         won = await key_repo.transition(session, key_id, expected=live, to=KeyState.RETIRED)
         if won:
             details = {"was": record.state, "user": record.user_entra_id, "method_id": record.entra_method_id}
-            await key_repo.add_event(
-                session,
-                KeyEvent(
-                    key_id=key_id,
-                    at=rt.clock.now(),
-                    kind="retired",
-                    actor=actor,
-                    desk_agent_id=None,
-                    details=details,
-                ),
-            )
-            await rt.audit.record(
-                "key.retired",
-                actor=actor,
-                target=f"key:{key_id}",
-                details={"serial": record.serial, **details},
-                session=session,
+            await _log(
+                rt, session, record, kind="retired", action="key.retired", actor=actor, details=details
             )
     serial = safe(record.serial or "no serial", 128)
     if not won:
@@ -390,22 +381,14 @@ async def flag_wrong(
         "method_id": method_id,
         "was": record.state,
     }
-    await key_repo.add_event(
+    await _log(
+        rt,
         session,
-        KeyEvent(
-            key_id=record.id,
-            at=rt.clock.now(),
-            kind="flagged",
-            actor=actor,
-            desk_agent_id=None,
-            details=details,
-        ),
-    )
-    await rt.audit.record(
-        "key.flagged",
+        record,
+        kind="flagged",
+        action="key.flagged",
         actor=actor,
-        target=f"key:{record.id}",
-        details={"serial": record.serial, "user": record.user_entra_id, **details},
-        session=session,
+        details=details,
+        audit_details={"user": record.user_entra_id},
     )
     return Flag.MARKED
