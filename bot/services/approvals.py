@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from bot.directory import DirectoryError
-from bot.domain.eligibility import needs_strong_verification
+from bot.domain.eligibility import RISK_UNAVAILABLE, needs_strong_verification
 from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
 from bot.logs import get_logger
-from bot.services import identity, privileged, tap_common
+from bot.services import identity, privileged, risk, tap_common
 from bot.services.runtime import Runtime
 from bot.store import tap_repo
 from bot.store.models.tap_requests import TapRequest
@@ -180,6 +180,9 @@ async def approve(
     limit_problem = await _limits_problem(rt, approver_slack_id, now)
     if limit_problem:
         return await _refuse(rt, request_id, approver_slack_id, "tap.approve.refused", "limit", limit_problem)
+    risk_problem = await _risk_now(rt, request, approver_slack_id)
+    if risk_problem:
+        return await _refuse(rt, request_id, approver_slack_id, "tap.approve.refused", *risk_problem)
     if privileged.applies(request):  # admin process: two approvers, then a cooling-off
         assert approver_entra is not None
         step = await privileged.approve(rt, request, approver_slack_id, approver_entra, method, note, now)
@@ -277,6 +280,33 @@ def _verification_problem(
             "The manager's confirmation isn't enough here."
         )
     return None
+
+
+async def _risk_now(rt: Runtime, request: TapRequest, approver_slack_id: str) -> tuple[str, str] | None:
+    """IDV-5 at the moment of the decision: Entra ID Protection may have flagged the account since the
+    request was filed. (audit reason, what the approver reads) when it can't be approved."""
+    try:
+        result = await risk.check(rt, request.target_entra_id)
+    except DirectoryError:
+        return "risk_check_down", (
+            "I couldn't check the account's risk in Entra just now. Nothing was decided; try again shortly."
+        )
+    if result.passed:
+        return None
+    if result.evidence.startswith(RISK_UNAVAILABLE):
+        return "user_risk", f"The risk check can't run ({result.evidence}), so this can't be approved."
+    await tap_common.alert(
+        rt,
+        f"<@{approver_slack_id}> was about to approve <@{request.target_slack_id}>'s request, but Entra ID "
+        f"Protection now flags the account ({result.evidence}). Not approved: investigate the account "
+        "(possible takeover) before helping them.",
+        loud=True,
+        thread_of=request,
+    )
+    return "user_risk", (
+        f"Entra ID Protection flags this account now ({result.evidence}), so it can't be approved. "
+        "The helpdesk channel has been alerted."
+    )
 
 
 async def _limits_problem(rt: Runtime, approver_slack_id: str, now: datetime) -> str | None:

@@ -62,6 +62,23 @@ async def _announce(rt: Runtime, request_id: str) -> None:
     technician = await _name(rt, prov.technician_slack_id)
     subject, body = views.prepared_mail(key, desk, technician, prov.updated_at, rt.settings.support_contact)
     mailed = await _mail(rt, request, subject, body)
+    if not (manager or mailed):  # G8: the person's own DM alone is one notice, not two
+        await tap_common.alert(
+            rt,
+            f"Only <@{request.target_slack_id}> was told about the key prepared in their name: "
+            + (
+                "their manager isn't reachable in Slack"
+                if not request.manager_slack_id
+                else "the manager's DM failed"
+            )
+            + (
+                " and no mail went out"
+                if rt.settings.notify_mailbox
+                else " and KEYDESK_NOTIFY_MAILBOX is not set"
+            )
+            + ". Tell their manager yourself.",
+            thread_of=request,
+        )
     await rt.audit.record(
         "desk.notified",
         actor="system",

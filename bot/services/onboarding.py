@@ -12,14 +12,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.directory import DirectoryError, Forbidden, Unauthenticated
-from bot.directory.types import UserRisk
+from bot.directory import DirectoryError
 from bot.domain import admin_process
 from bot.domain import eligibility as rules
 from bot.domain.eligibility import CheckName, CheckResult
 from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
 from bot.logs import get_logger
-from bot.services import identity, privileged, tap_common
+from bot.services import identity, privileged, risk, tap_common
 from bot.services.identity import Identity, IdentityRefused
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
@@ -57,7 +56,7 @@ async def evaluate(rt: Runtime, who: Identity, kind: RequestKind) -> list[CheckR
         rt.directory.list_methods(user_id, hardware_oath=False),  # tokens are not phishing-resistant
         rt.directory.list_taps(user_id),
         rt.directory.member_of_groups(user_id, sorted(scope_groups)) if scope_groups else _no_groups(),
-        _risk_check(rt, user_id),
+        risk.check(rt, user_id),
     )
     now = rt.clock.now()
     async with rt.db.read() as session:
@@ -103,26 +102,6 @@ async def evaluate(rt: Runtime, who: Identity, kind: RequestKind) -> list[CheckR
 
 async def _no_groups() -> set[str]:
     return set()
-
-
-async def _risk_check(rt: Runtime, user_id: str) -> CheckResult:
-    """IDV-5 through Entra ID Protection (KEYDESK_RISK_CHECK). A 403 means no Entra ID P2 or no
-    IdentityRiskyUser.Read.All; any other failure propagates (directory down: fail closed)."""
-    mode = rt.settings.risk_check
-    if mode == "off":
-        return rules.passed(CheckName.USER_RISK, "not checked (KEYDESK_RISK_CHECK=off)")
-    risk: UserRisk | None = None
-    available = True
-    try:
-        risk = await rt.directory.user_risk(user_id)
-    except Unauthenticated:
-        raise
-    except Forbidden as exc:
-        log.warning("tap.risk_check.unavailable", status=exc.status, code=exc.code, mode=mode)
-        available = False
-    return rules.check_user_risk(
-        risk, available=available, required=mode == "required", support=rt.settings.support_contact
-    )
 
 
 def _profile(who: Identity, manager_name: str | None) -> dict[str, Any]:

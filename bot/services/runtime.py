@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.audit import AuditLog
 from bot.clock import Clock
@@ -41,6 +42,8 @@ class Runtime:
     # queues cheaply instead of starving the event loop that answers Slack's next requests. 4, not
     # more: measured with bench/ack.py, 8 let a burst of 60 req/s push the p99 ack past 300 ms.
     work_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    # When the helpdesk was last told the Entra ID Protection risk check can't run (services/risk.py).
+    risk_unavailable_noticed: datetime | None = None
 
     @asynccontextmanager
     async def after_ack(self) -> AsyncIterator[None]:

@@ -56,6 +56,8 @@ def state_label(request: TapRequest) -> str:
     state = RequestState(request.state)
     if state is RequestState.PASS_EXPIRED and request.kind == RequestKind.FORGOTTEN:
         return "Pass for today ended (deleted)"
+    if state is RequestState.REVOKED and request.kind == RequestKind.DESK_KEY:
+        return "Stopped: the manager said this key looks wrong (see the thread for what was undone)"
     return STATE_LABEL[state]
 
 

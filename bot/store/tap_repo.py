@@ -99,15 +99,22 @@ async def count_issuances_since(
 
 async def count_desk_keys_since(session: AsyncSession, since: datetime) -> int:
     """Keys approved for preparation at a desk since `since` that were not stopped before Entra saw
-    them (being prepared, registered, done): credentials issued, like passes."""
+    them (being prepared, registered, done, or stopped by the manager after Entra held them):
+    credentials issued, like passes."""
     result = await session.execute(
         select(func.count())
         .select_from(TapRequest)
         .where(
             TapRequest.kind == RequestKind.DESK_KEY.value,
             TapRequest.decided_at >= since,
+            # REVOKED counts too: a desk key is revoked only after Entra held it (the manager's stop).
             TapRequest.state.in_(
-                [RequestState.ISSUING.value, RequestState.ISSUED.value, RequestState.COMPLETED.value]
+                [
+                    RequestState.ISSUING.value,
+                    RequestState.ISSUED.value,
+                    RequestState.COMPLETED.value,
+                    RequestState.REVOKED.value,
+                ]
             ),
         )
     )

@@ -26,6 +26,7 @@ from bot.store.models.key_inventory import KeyEvent, KeyRecord
 from .helpers import (
     ShiftableClock,
     action_ids,
+    add_new_hire,
     audit,
     channel_messages,
     current,
@@ -170,6 +171,21 @@ async def test_at_desk_the_manager_is_told_and_no_mail_without_a_mailbox(
     assert stack.graph.tenant.sent_mail == []
 
 
+async def test_with_no_manager_and_no_mailbox_the_helpdesk_is_asked_to_tell_someone(
+    stack: Stack, company: Company, tmp_path: Path
+) -> None:
+    nia = add_new_hire(stack, "U0NIA", "nia", "Nia Nomanager", None)
+
+    await prepared(stack, company, tmp_path, "at-desk", target=nia)
+
+    told = await wait_channel(stack.slack, "was told about the key prepared in their name")
+    text = message_text(told)
+    assert f"Only <@{nia.slack_id}>" in text and "isn't reachable in Slack" in text
+    assert "KEYDESK_NOTIFY_MAILBOX is not set" in text and told.thread_ts
+    row = await wait_audit(stack, "desk.notified")
+    assert (row.details["manager"], row.details["email"]) == (False, False)
+
+
 # --- "This looks wrong" -----------------------------------------------------------------------------------
 async def test_only_the_manager_may_stop_the_key(stack: Stack, company: Company, tmp_path: Path) -> None:
     await prepared(stack, company, tmp_path, "pickup")
@@ -260,6 +276,8 @@ async def test_the_manager_stops_a_pickup_key_everywhere_once(
     refused = [e for e in await audit(stack) if e.action == "desk.looks_wrong.refused"]
     assert [e.details["reason"] for e in refused] == ["already_stopped", "already_stopped"]
     assert (await request_of(stack, ada)).state == "revoked"  # the claim: one compare-and-set
+    card = current(stack.slack, await key_card(stack, ada.name))
+    assert "Stopped: the manager said this key looks wrong" in message_text(card)
     for message in [*stack.slack.core.workspace.all_messages(), *stack.slack.ephemerals()]:
         assert canary_pin not in everything_in(message)
 

@@ -18,11 +18,14 @@ from bot.services.onboarding import DIRECTORY_DOWN
 from bot.slack.ids import Action
 
 from .helpers import (
+    ShiftableClock,
+    add_new_hire,
     approve,
     ask_for_pass,
     audit,
     bot_dms,
     channel_messages,
+    confirmed_card,
     current,
     find_card,
     message_text,
@@ -292,3 +295,63 @@ async def test_a_desk_key_for_a_flagged_user_is_refused_and_the_channel_alerted(
     refused = await wait_audit(stack, "desk.provision.refused")
     assert refused.details["reason"] == "user_risk"
     assert await request_rows(stack) == []
+
+
+# --- again at the decision -------------------------------------------------------------------------
+async def test_an_account_flagged_after_filing_is_not_approved(stack: Stack, company: Company) -> None:
+    ada = company.ada
+    card = await confirmed_card(stack, company)
+    stack.graph.tenant.set_user_risk(
+        ada.entra_id, "atRisk", "high", updated=datetime(2026, 12, 6, tzinfo=UTC)
+    )
+
+    outcome = await approve(stack.slack, company.sam.slack_id, card)
+
+    assert "Entra ID Protection flags this account now (riskState atRisk, riskLevel high" in outcome
+    refused = [r for r in await audit(stack) if r.action == "tap.approve.refused"]
+    assert [r.details["reason"] for r in refused] == ["user_risk"]
+    alert = await wait_channel(stack.slack, "now flags the account")
+    assert alert.text.startswith("<!channel>") and ALERT in message_text(alert)
+    await settle(stack)
+    assert await request_rows(stack) == ["awaiting_approval"]
+    assert await audit(stack, "tap.request.approved") == []
+    assert tap_posts(stack.graph) == []
+
+
+async def test_identity_protection_down_at_the_decision_decides_nothing(
+    stack: Stack, company: Company
+) -> None:
+    card = await confirmed_card(stack, company)
+    stack.graph.add_fault(Fault(method="GET", path=RISKY_USERS, status=503, retry_after=0.05, times=0))
+
+    outcome = await approve(stack.slack, company.sam.slack_id, card)
+
+    assert "couldn't check the account's risk" in outcome and "Nothing was decided" in outcome
+    refused = [r for r in await audit(stack) if r.action == "tap.approve.refused"]
+    assert [r.details["reason"] for r in refused] == ["risk_check_down"]
+    assert await request_rows(stack) == ["awaiting_approval"]
+
+
+async def test_without_p2_the_helpdesk_hears_once_an_hour_that_the_check_is_off(
+    stack: Stack, company: Company, app_clock: ShiftableClock
+) -> None:
+    stack.graph.tenant.identity_protection_licensed = False
+    notice = "The Entra ID Protection risk check is not running"
+
+    def notices() -> int:
+        return len([m for m in channel_messages(stack.slack) if notice in message_text(m)])
+
+    await ask_for_pass(stack, company.ada.slack_id)
+    await wait_channel(stack.slack, notice)
+    bob = add_new_hire(stack, "U0BOB", "bob", "Bob Byte", company.grace)
+    await ask_for_pass(stack, bob.slack_id)
+    await wait_card(stack.slack, "Bob Byte")
+    await settle(stack)
+    assert notices() == 1
+
+    app_clock.advance(timedelta(minutes=61))
+    cy = add_new_hire(stack, "U0CY", "cy", "Cy Twombly", company.grace)
+    await ask_for_pass(stack, cy.slack_id)
+    await wait_card(stack.slack, "Cy Twombly")
+    await settle(stack)
+    assert notices() == 2
