@@ -11,6 +11,9 @@ any of this.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from bot.deadlines import Deadline, RetryLater
 from bot.directory import AuthMethod, DirectoryError, MethodKind
 from bot.domain.tap_request import RequestKind, RequestState
 from bot.domain.text import safe
@@ -27,6 +30,9 @@ from bot.store.models.tap_requests import TapRequest
 log = get_logger(__name__)
 
 STARTED = "desk.looks_wrong.started"
+RETRY_DEADLINE = "desk.looks_wrong.retry"
+RETRY_EVERY = timedelta(minutes=1)
+GIVE_UP_AFTER = timedelta(hours=24)
 
 
 # --- telling ---------------------------------------------------------------------------------------
@@ -178,6 +184,14 @@ async def looks_wrong(rt: Runtime, request_id: str, clicker: str, notice: Posted
             "pin_destroyed": pin,
         },
     )
+    if removed is None or not revoked:
+        await rt.deadlines.schedule(
+            RETRY_DEADLINE,
+            rt.clock.now() + RETRY_EVERY,
+            {"request_id": request_id, "method_id": prov.method_id, "since": rt.clock.now().isoformat()},
+            key=f"desk-stop:{request_id}",
+            replace=True,
+        )
     reply = await _tell_everyone(rt, request, prov, clicker, removed, revoked, flag, pin, pin_row)
     if notice is not None:
         text, blocks = views.manager_flagged(reply)
@@ -186,6 +200,48 @@ async def looks_wrong(rt: Runtime, request_id: str, clicker: str, notice: Posted
         except SlackError as exc:
             log.warning("desk.looks_wrong.notice_update_failed", error=exc.code)
     return reply
+
+
+async def finish_stop(rt: Runtime, deadline: Deadline) -> None:
+    """Deadline after a stop Entra didn't fully take: remove the passkey and end the sessions again
+    (both idempotent; ending them after the removal is what counts) until done or 24 h have passed."""
+    request_id, method_id = str(deadline.payload["request_id"]), str(deadline.payload["method_id"])
+    request = await tap_common.load(rt, request_id)
+    if request is None:
+        return
+    removed, revoked = await _stop_in_entra(rt, request.target_entra_id, method_id)
+    done = removed is not None and revoked
+    since = datetime.fromisoformat(str(deadline.payload["since"]))
+    if not done and rt.clock.now() - since < GIVE_UP_AFTER:
+        raise RetryLater(RETRY_EVERY.total_seconds(), "entra did not answer")
+    await rt.audit.record(
+        "desk.looks_wrong.finished",
+        actor="system",
+        target=f"entra:{request.target_entra_id}",
+        outcome="ok" if done else "failed",
+        details={"request_id": request_id, "method_id": method_id, "passkey_removed": removed is not None},
+    )
+    if done:
+        text = (
+            f"keydesk finished stopping the key prepared for <@{request.target_slack_id}>: its passkey is off "
+            "their account and their sign-in sessions were ended again. Nothing is left to do by hand."
+        )
+    else:
+        text = (
+            f"keydesk gave up after 24 h: Microsoft Entra still didn't take the stop of the key prepared for "
+            f"<@{request.target_slack_id}>. Remove passkey `{safe(method_id, 200)}` from their account and "
+            "revoke their sessions by hand now."
+        )
+    await tap_common.alert(rt, text, loud=not done, thread_of=request)
+
+
+def register(rt: Runtime) -> None:
+    """The retry of a stop Entra didn't take; called once at startup (bot/services/timers.py)."""
+
+    async def handler(deadline: Deadline) -> None:
+        await finish_stop(rt, deadline)
+
+    rt.deadlines.register(RETRY_DEADLINE, handler)
 
 
 async def _stop_in_entra(rt: Runtime, user: str, method_id: str) -> tuple[bool | None, bool]:
@@ -236,7 +292,10 @@ async def _tell_everyone(
         missing.append("revoke their sign-in sessions")
     what = f"keydesk {', '.join(done)}." if done else "keydesk could not do anything."
     todo = (
-        f" Microsoft Entra didn't answer, so *do this by hand now*: {'; '.join(missing)}." if missing else ""
+        f" Microsoft Entra didn't answer, so *do this by hand now*: {'; '.join(missing)} (keydesk also "
+        "tries again every minute for 24 h and says so here when it's done)."
+        if missing
+        else ""
     )
     if flag is Flag.ABSENT:
         todo += " The key is not in the inventory under this passkey any more: find it and reset it."

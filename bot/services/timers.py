@@ -11,6 +11,7 @@ from bot.services import (
     delivery,
     desk_inventory,
     desk_link,
+    desk_notices,
     desk_provisioning,
     lost_key,
     onboarding,
@@ -45,3 +46,4 @@ def register_deadline_handlers(rt: Runtime) -> None:
     desk_link.register_deadlines(rt)
     desk_inventory.register_result_handlers()
     desk_provisioning.register(rt)
+    desk_notices.register(rt)

@@ -310,6 +310,34 @@ async def test_entra_failing_during_the_stop_is_said_plainly(
     assert record.state == "lost"  # not handed over meanwhile
 
 
+async def test_a_stop_entra_did_not_take_is_retried_until_done(
+    stack: Stack, company: Company, tmp_path: Path, app_clock: ShiftableClock
+) -> None:
+    await prepared(stack, company, tmp_path, "at-desk")
+    ada = company.ada
+    method_id = (await the_provisioning(stack)).method_id or ""
+    notice = await notice_of(stack, company)
+    stack.graph.add_fault(
+        Fault(method="DELETE", path=FIDO2_ITEM, status=503, retry_after=QUICK_RETRY, times=0)
+    )
+    await press(stack, company.grace, notice)
+    await wait_audit(stack, "desk.looks_wrong")
+    assert "tries again every minute" in message_text(await wait_channel(stack.slack, "do this by hand now"))
+
+    app_clock.advance(timedelta(minutes=2))  # still down: the retry fails and waits again
+    await eventually(lambda: len(revocations(stack, ada)) >= 2, "a second attempt", 5.0)
+    assert passkey_in_entra(stack, ada, method_id)
+    assert await audit(stack, "desk.looks_wrong.finished") == []
+
+    stack.graph.clear_faults()  # Entra answers again
+    app_clock.advance(timedelta(minutes=2))
+    finished = await wait_audit(stack, "desk.looks_wrong.finished", timeout=5.0)
+    assert finished.outcome == "ok" and finished.details["passkey_removed"]
+    assert not passkey_in_entra(stack, ada, method_id)
+    done = await wait_channel(stack.slack, "keydesk finished stopping the key")
+    assert done.thread_ts and "Nothing is left to do by hand" in message_text(done)
+
+
 async def test_a_key_registered_but_never_finished_is_announced_too(
     stack: Stack, company: Company, tmp_path: Path, app_clock: ShiftableClock
 ) -> None:
