@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from bot.directory import DirectoryError
-from bot.domain.eligibility import RISK_UNAVAILABLE, needs_strong_verification
+from bot.domain.eligibility import needs_strong_verification
 from bot.domain.tap_request import ManagerStatus, RequestKind, RequestState
 from bot.logs import get_logger
 from bot.services import identity, privileged, risk, tap_common
@@ -293,16 +293,10 @@ async def _risk_now(rt: Runtime, request: TapRequest, approver_slack_id: str) ->
         )
     if result.passed:
         return None
-    if result.evidence.startswith(RISK_UNAVAILABLE):
+    if risk.unavailable(result):
         return "user_risk", f"The risk check can't run ({result.evidence}), so this can't be approved."
-    await tap_common.alert(
-        rt,
-        f"<@{approver_slack_id}> was about to approve <@{request.target_slack_id}>'s request, but Entra ID "
-        f"Protection now flags the account ({result.evidence}). Not approved: investigate the account "
-        "(possible takeover) before helping them.",
-        loud=True,
-        thread_of=request,
-    )
+    asked = f"<@{approver_slack_id}> was about to approve <@{request.target_slack_id}>'s request"
+    await risk.alert(rt, result, asked, thread_of=request, now=True)
     return "user_risk", (
         f"Entra ID Protection flags this account now ({result.evidence}), so it can't be approved. "
         "The helpdesk channel has been alerted."

@@ -383,24 +383,19 @@ async def _notify_issued(rt: Runtime, request: TapRequest) -> None:
         except SlackError as exc:
             log.warning("tap.notify.manager_failed", error=exc.code)
     mailbox = rt.settings.notify_mailbox
-    if mailbox:
-        profile = request.target_profile or {}
-        recipients = [str(profile.get("upn"))]
-        try:
-            await rt.directory.send_mail(
-                mailbox,
-                recipients,
-                "A Temporary Access Pass was issued for your account",
-                "A Temporary Access Pass was just issued for your account through keydesk, "
-                + (
-                    "to sign in today while your security key is at home. "
-                    if request.kind == RequestKind.FORGOTTEN
-                    else "to register a security key. "
-                )
-                + "If this wasn't you, contact the helpdesk immediately.",
-            )
-        except DirectoryError as exc:
-            log.warning("tap.notify.mail_failed", error=type(exc).__name__)
+    await tap_common.mail_person(
+        rt,
+        request,
+        "A Temporary Access Pass was issued for your account",
+        "A Temporary Access Pass was just issued for your account through keydesk, "
+        + (
+            "to sign in today while your security key is at home. "
+            if request.kind == RequestKind.FORGOTTEN
+            else "to register a security key. "
+        )
+        + "If this wasn't you, contact the helpdesk immediately.",
+        event="tap.notify.mail_failed",
+    )
     await rt.audit.record(
         "tap.notified",
         actor="system",

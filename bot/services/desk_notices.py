@@ -67,7 +67,7 @@ async def _announce(rt: Runtime, request_id: str) -> None:
             log.warning("desk.notify.manager_failed", request=request_id, error=exc.code)
     technician = await _name(rt, prov.technician_slack_id)
     subject, body = views.prepared_mail(key, desk, technician, prov.updated_at, rt.settings.support_contact)
-    mailed = await _mail(rt, request, subject, body)
+    mailed = await tap_common.mail_person(rt, request, subject, body, event="desk.notify.mail_failed")
     if not (manager or mailed):  # G8: the person's own DM alone is one notice, not two
         await tap_common.alert(
             rt,
@@ -91,18 +91,6 @@ async def _announce(rt: Runtime, request_id: str) -> None:
         target=f"entra:{request.target_entra_id}",
         details={"request_id": request_id, "manager": manager, "email": mailed},
     )
-
-
-async def _mail(rt: Runtime, request: TapRequest, subject: str, body: str) -> bool:
-    mailbox, upn = rt.settings.notify_mailbox, (request.target_profile or {}).get("upn")
-    if not mailbox or not upn:
-        return False
-    try:
-        await rt.directory.send_mail(mailbox, [str(upn)], subject, body)
-    except DirectoryError as exc:
-        log.warning("desk.notify.mail_failed", request=request.id, error=type(exc).__name__)
-        return False
-    return True
 
 
 async def _name(rt: Runtime, slack_id: str) -> str:
@@ -311,7 +299,8 @@ async def _tell_everyone(
         await rt.slack.post_dm(request.target_slack_id, text, blocks)
     except SlackError as exc:
         log.warning("desk.looks_wrong.person_dm_failed", error=exc.code)
-    await _mail(rt, request, *views.stopped_mail(key, desk, rt.settings.support_contact))
+    subject, body = views.stopped_mail(key, desk, rt.settings.support_contact)
+    await tap_common.mail_person(rt, request, subject, body, event="desk.looks_wrong.mail_failed")
     if pin and pin_row is not None and pin_row.dm_channel and pin_row.dm_ts:
         try:
             await rt.slack.update(PostedMessage(pin_row.dm_channel, pin_row.dm_ts), *views.pin_withdrawn())

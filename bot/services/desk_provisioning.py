@@ -39,11 +39,20 @@ from bot.directory import (
     KeyModelNotAllowed,
     MethodKind,
 )
-from bot.domain.eligibility import RISK_UNAVAILABLE, CheckName
+from bot.domain.eligibility import CheckName
 from bot.domain.tap_request import RequestKind, RequestState
 from bot.domain.text import safe
 from bot.logs import get_logger
-from bot.services import desk_inventory, desk_link, desk_notices, identity, onboarding, pin_seal, tap_common
+from bot.services import (
+    desk_inventory,
+    desk_link,
+    desk_notices,
+    identity,
+    onboarding,
+    pin_seal,
+    risk,
+    tap_common,
+)
 from bot.services.approvals import authorise_approver
 from bot.services.desk_link import JobOutcome
 from bot.services.runtime import Runtime
@@ -115,14 +124,8 @@ async def ask(
                 f"({failed.evidence}). Privileged accounts go through the separate admin process."
             )
         if failed.name is CheckName.USER_RISK:  # the technician may know why; the channel must too
-            unavailable = failed.evidence.startswith(RISK_UNAVAILABLE)
-            why = "the risk check can't run" if unavailable else "Entra ID Protection flags the account"
-            await tap_common.alert(
-                rt,
-                f"<@{technician}> asked to prepare a desk key for <@{target_slack_id}>, but {why} "
-                f"({failed.evidence}). Refused: check the account (possible takeover) before helping them.",
-                loud=not unavailable,
-            )
+            asked = f"<@{technician}> asked to prepare a desk key for <@{target_slack_id}>"
+            await risk.alert(rt, failed, asked)
         return f"I can't prepare a key for <@{target_slack_id}>: {failed.label.lower()} failed ({failed.evidence})."
     now = rt.clock.now()
 

@@ -34,7 +34,7 @@ DIRECTORY_DOWN = (
     "and nothing changed. Please try again in a few minutes."
 )
 # Refusals the helpdesk hears about: an admin target, a misconfigured policy, someone hammering, or an
-# account Entra ID Protection flags (its own alert, see _risk_alert).
+# account Entra ID Protection flags (its own alert, see risk.alert).
 ALERT_ON = {CheckName.NOT_PRIVILEGED, CheckName.TAP_POLICY, CheckName.RATE_LIMIT, CheckName.USER_RISK}
 
 
@@ -262,24 +262,19 @@ async def _file(
 async def _mail_the_person(rt: Runtime, request: TapRequest) -> None:
     """Tell the person outside Slack that a request was filed in their name: a taken-over Slack account
     asking for itself is noticed in the mailbox it doesn't control (security.md case 40)."""
-    mailbox, upn = rt.settings.notify_mailbox, (request.target_profile or {}).get("upn")
-    if not mailbox or not upn:
-        return
     what = (
         "a security key prepared by the helpdesk"
         if request.kind == RequestKind.DESK_KEY.value
         else "a Temporary Access Pass"
     )
-    try:
-        await rt.directory.send_mail(
-            mailbox,
-            [str(upn)],
-            f"A request for {what} was filed for your account",
-            f"A request for {what} for your account was just filed through keydesk and is waiting for the "
-            "helpdesk's approval. If this wasn't you, contact the helpdesk immediately.",
-        )
-    except DirectoryError as exc:
-        log.warning("tap.request.mail_failed", request=request.id, error=type(exc).__name__)
+    await tap_common.mail_person(
+        rt,
+        request,
+        f"A request for {what} was filed for your account",
+        f"A request for {what} for your account was just filed through keydesk and is waiting for the "
+        "helpdesk's approval. If this wasn't you, contact the helpdesk immediately.",
+        event="tap.request.mail_failed",
+    )
 
 
 async def _find_manager(rt: Runtime, who: Identity) -> tuple[str | None, str | None, str | None]:
@@ -354,7 +349,7 @@ async def _refuse_check(
     )
     await tap_common.tell(rt, who.slack.id, failed.user_message or "Sorry, I can't issue a pass for you.")
     if failed.name is CheckName.USER_RISK:
-        await _risk_alert(rt, who, failed)
+        await risk.alert(rt, failed, f"<@{who.slack.id}> ({who.entra.user_principal_name}) asked for a pass")
     elif failed.name in ALERT_ON:
         await tap_common.alert(
             rt,
@@ -362,26 +357,6 @@ async def _refuse_check(
             f"{failed.label.lower()} failed ({failed.evidence}).",
             loud=failed.name is not CheckName.TAP_POLICY,
         )
-
-
-async def _risk_alert(rt: Runtime, who: Identity, failed: CheckResult) -> None:
-    """The person only hears "contact the helpdesk"; the helpdesk hears why."""
-    person = f"<@{who.slack.id}> ({who.entra.user_principal_name})"
-    if failed.evidence.startswith(rules.RISK_UNAVAILABLE):
-        await tap_common.alert(
-            rt,
-            f"{person} asked for a pass, but the Entra ID Protection risk check can't run "
-            f"({failed.evidence}). I refused and told them to contact the helpdesk; check their "
-            "account's risk yourself before helping them.",
-        )
-        return
-    await tap_common.alert(
-        rt,
-        f"{person} asked for a pass, but Entra ID Protection flags the account ({failed.evidence}). "
-        "I refused and told them only to contact the helpdesk. Investigate the account (possible "
-        "takeover) before helping them.",
-        loud=True,
-    )
 
 
 async def _directory_down(rt: Runtime, slack_user_id: str, exc: DirectoryError) -> None:

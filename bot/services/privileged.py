@@ -18,7 +18,6 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.directory import DirectoryError
 from bot.domain.admin_process import Approver, cooling_off_left, reveal_window, same_person
 from bot.domain.tap_request import RequestState
 from bot.logs import get_logger
@@ -249,18 +248,13 @@ async def _announce_cooling_off(rt: Runtime, request: TapRequest) -> None:
         await rt.slack.post_dm(request.target_slack_id, text, blocks)
     except SlackError as exc:
         log.warning("tap.cooling_off.dm_failed", request=request.id, error=exc.code)
-    mailbox = rt.settings.notify_mailbox
-    upn = (request.target_profile or {}).get("upn")
-    if mailbox and upn:
-        try:
-            await rt.directory.send_mail(
-                mailbox,
-                [str(upn)],
-                "A Temporary Access Pass was approved for your administrator account",
-                views.mail_text(request),
-            )
-        except DirectoryError as exc:
-            log.warning("tap.cooling_off.mail_failed", request=request.id, error=type(exc).__name__)
+    await tap_common.mail_person(
+        rt,
+        request,
+        "A Temporary Access Pass was approved for your administrator account",
+        views.mail_text(request),
+        event="tap.cooling_off.mail_failed",
+    )
     await tap_common.alert(
         rt,
         f"Privileged request for <@{request.target_slack_id}> approved by <@{request.first_approver_slack_id}> "
@@ -275,7 +269,7 @@ async def _announce_cooling_off(rt: Runtime, request: TapRequest) -> None:
         details={
             "request_id": request.id,
             "reveal_not_before": request.reveal_not_before.isoformat() if request.reveal_not_before else None,
-            "email": bool(mailbox and upn),
+            "email": bool(rt.settings.notify_mailbox and (request.target_profile or {}).get("upn")),
         },
     )
 

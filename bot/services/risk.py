@@ -19,6 +19,7 @@ from bot.domain.eligibility import CheckName, CheckResult
 from bot.logs import get_logger
 from bot.services import tap_common
 from bot.services.runtime import Runtime
+from bot.store.models.tap_requests import TapRequest
 
 log = get_logger(__name__)
 
@@ -43,6 +44,30 @@ async def check(rt: Runtime, user_id: str) -> CheckResult:
     return rules.check_user_risk(
         risk, available=available, required=mode == "required", support=rt.settings.support_contact
     )
+
+
+def unavailable(result: CheckResult) -> bool:
+    """A refusal because the risk could not be read (KEYDESK_RISK_CHECK=required), not because of a risk."""
+    return result.evidence.startswith(rules.RISK_UNAVAILABLE)
+
+
+async def alert(
+    rt: Runtime, result: CheckResult, asked: str, *, thread_of: TapRequest | None = None, now: bool = False
+) -> None:
+    """Tell the helpdesk why the risk check refused `asked` (e.g. "<@U1> asked for a pass"): loudly for a
+    flagged account, quietly when the check can't run. The person themselves only hears "contact the
+    helpdesk" (eligibility.contact_helpdesk)."""
+    if unavailable(result):
+        text = (
+            f"{asked}, but the Entra ID Protection risk check can't run ({result.evidence}). Refused: "
+            "check the account's risk yourself before helping them."
+        )
+    else:
+        text = (
+            f"{asked}, but Entra ID Protection {'now ' if now else ''}flags the account ({result.evidence}). "
+            "Refused: investigate the account (possible takeover) before helping them."
+        )
+    await tap_common.alert(rt, text, loud=not unavailable(result), thread_of=thread_of)
 
 
 async def _say_it_is_not_running(rt: Runtime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.directory import DirectoryError
 from bot.logs import get_logger
 from bot.services.runtime import Runtime
 from bot.slack import blocks as b
@@ -77,6 +78,21 @@ async def alert(rt: Runtime, text: str, *, loud: bool = False, thread_of: TapReq
         await rt.slack.post(channel, body[:3000], [b.section(body)], thread_ts=thread)
     except SlackError as exc:
         log.error("helpdesk.alert.failed", error=exc.code)
+
+
+async def mail_person(rt: Runtime, request: TapRequest, subject: str, body: str, *, event: str) -> bool:
+    """Mail the request's person from KEYDESK_NOTIFY_MAILBOX (a channel a taken-over Slack account doesn't
+    control). False when no mailbox is set, the person has no UPN on record, or Graph refused (logged as
+    `event`); a notice never fails the work it reports."""
+    mailbox, upn = rt.settings.notify_mailbox, (request.target_profile or {}).get("upn")
+    if not mailbox or not upn:
+        return False
+    try:
+        await rt.directory.send_mail(mailbox, [str(upn)], subject, body)
+    except DirectoryError as exc:
+        log.warning(event, request=request.id, error=type(exc).__name__)
+        return False
+    return True
 
 
 async def tell(rt: Runtime, user_id: str, text: str) -> None:
