@@ -41,10 +41,29 @@ STILL_WORKING = (
     "Creating your pass… still working on it: Microsoft Entra is slow to answer right now. "
     "Keep this window open; your pass will appear here."
 )
+ANOTHER_WINDOW = (
+    "I already showed your pass in another window. If you closed it, press *Reveal pass* again "
+    "for a fresh one (the one before stops working)."
+)
+ANOTHER_CLICK_STILL_WORKING = (
+    "Another click of yours is still creating your pass. If no pass appears in a few minutes, "
+    "press *Reveal pass* again."
+)
+# A click that finds another click creating the pass waits for it, checking this often, at most as long as
+# that click may wait on Entra, plus this grace.
+OTHER_CLICK_POLL_SECONDS = 0.2
+OTHER_CLICK_GRACE_SECONDS = 30.0
 DATABASE_DOWN = (
     "I can't reach my database right now, so I didn't create a pass: nothing was issued. "
     "Please try again in a few minutes: press *Reveal pass* in my message once more."
 )
+
+
+class _AnotherClick:
+    """Another click is creating this request's pass right now."""
+
+
+ANOTHER_CLICK = _AnotherClick()
 
 
 class RevealLanes:
@@ -138,8 +157,7 @@ async def reveal(
     modal = _Modal(rt, view_id, lanes.notices)
     modal.still_working_after(STILL_WORKING_AFTER)
     try:
-        async with lanes.on_the_way(), lanes.slots:
-            issued = await _reveal(rt, request_id, clicker, modal)
+        issued = await _reveal_or_follow(rt, request_id, clicker, modal, lanes)
     except DATABASE_UNAVAILABLE as exc:
         # Fail closed (no pass is left usable, see `_reveal`) and say so, instead of "Creating…" for good.
         # Nothing can be audited without the database; the log says what happened.
@@ -157,8 +175,50 @@ async def reveal(
                 log.warning("tap.after_issue.database_unavailable", request=issued, error=type(exc).__name__)
 
 
-async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> str | None:
-    """The way to a pass: the id of the request when one was shown (and recorded), else None."""
+async def _reveal_or_follow(
+    rt: Runtime, request_id: str, clicker: str, modal: _Modal, lanes: RevealLanes
+) -> str | None:
+    """`_reveal`, and when another click is already creating the pass, follow that click.
+
+    A double click opens two modals, and the second replaces the first on screen: the first click's
+    pass then can't be shown and is deleted unseen. So the later click waits (outside the reveal slots)
+    for the other one to end, and takes over when it gave way, showing the pass in the window that is
+    really open.
+    """
+    async with lanes.on_the_way(), lanes.slots:
+        issued = await _reveal(rt, request_id, clicker, modal)
+    if not isinstance(issued, _AnotherClick):
+        return issued
+    other_ended_in = await _while_another_click_works(rt, request_id)
+    if other_ended_in not in (RequestState.ISSUED, RequestState.ISSUING):
+        async with lanes.on_the_way(), lanes.slots:  # it gave way (or the request closed: `_reveal` says so)
+            issued = await _reveal(rt, request_id, clicker, modal)
+        if not isinstance(issued, _AnotherClick):
+            return issued
+    still = other_ended_in == RequestState.ISSUING
+    await modal.final_or_log(
+        tap_views.problem_modal(ANOTHER_CLICK_STILL_WORKING if still else ANOTHER_WINDOW)
+    )
+    return None
+
+
+async def _while_another_click_works(rt: Runtime, request_id: str) -> RequestState | None:
+    """Wait while another click is creating the pass: the request's state then (None if it is gone),
+    still ISSUING if that click outlasted its own time limit (a process that died: the orphan deadline
+    cleans up)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + THROTTLE_BUDGET_SECONDS + OTHER_CLICK_GRACE_SECONDS
+    while loop.time() < give_up:
+        await asyncio.sleep(OTHER_CLICK_POLL_SECONDS)
+        request = await tap_common.load(rt, request_id)
+        if request is None or request.state != RequestState.ISSUING:
+            return None if request is None else RequestState(request.state)
+    return RequestState.ISSUING
+
+
+async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> str | _AnotherClick | None:
+    """The way to a pass: the id of the request when one was shown (and recorded), else None; or
+    ANOTHER_CLICK when another click is creating this request's pass right now (nothing shown yet)."""
     request = await tap_common.load(rt, request_id)
     problem = _reveal_problem(rt, request, clicker)
     if problem or request is None:
@@ -199,12 +259,7 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
                 session=session,
             )
     if not started:
-        await modal.final_or_log(
-            tap_views.problem_modal(
-                "I'm already creating your pass from another click. Close this and look at the other window."
-            ),
-        )
-        return None
+        return ANOTHER_CLICK
     if request.state == RequestState.ISSUED:  # the pass on screen now is replaced or, on failure, deleted
         await pass_modal.redact(rt, request.pass_view_id, "replaced")
     try:
@@ -229,7 +284,10 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
         await _delete_quietly(rt, request.target_entra_id, tap.id)
         await _back_to_approved(rt, request_id, reason=f"modal_failed:{exc.code}")
         await tap_common.tell(
-            rt, clicker, "I couldn't show your pass, so I cancelled it to be safe. Press *Reveal pass* again."
+            rt,
+            clicker,
+            "I couldn't show your pass, so I cancelled it to be safe. "
+            "If no pass is on your screen now, press *Reveal pass* again.",
         )
         return None
     try:
@@ -266,7 +324,11 @@ def _reveal_problem(rt: Runtime, request: TapRequest | None, clicker: str) -> st
         return "This pass belongs to someone else, so I can't show it to you."
     if request.kind == RequestKind.DESK_KEY:  # a key prepared at a desk: never a pass to create
         return "This request is for a security key prepared at a desk; it has no pass."
-    if request.state not in (RequestState.APPROVED, RequestState.ISSUED):
+    if request.state not in (
+        RequestState.APPROVED,
+        RequestState.ISSUED,
+        RequestState.ISSUING,
+    ):  # ISSUING: follow
         return f"This request is {RequestState(request.state).value.replace('_', ' ')}, so there's no pass to show."
     cooling_off = privileged.reveal_problem(request, rt.clock.now())  # admin process: not before the delay
     if cooling_off:
