@@ -78,14 +78,17 @@ async def authorise_approver(
     slack_user_id: str,
     request: TapRequest | None,
     authority: Authority = Authority.APPROVERS,
+    doing: str | None = None,
 ) -> tuple[str | None, str | None]:
-    """(approver's Entra id, None) when allowed, else (None, the reason to show them)."""
+    """(approver's Entra id, None) when allowed, else (None, the reason to show them). `doing` names
+    what they tried when it is not a decision ("take a setup"), for the refusal's wording."""
     try:
         who = await identity.resolve(rt, slack_user_id)
     except identity.IdentityRefused as refusal:
         return (
             None,
-            f"I couldn't map you to your own work account ({refusal.reason.value}), so you can't approve.",
+            f"I couldn't map you to your own work account ({refusal.reason.value}), "
+            f"so you can't {doing or 'approve'}.",
         )
     except DirectoryError:
         return None, APPROVER_CHECK_DOWN
@@ -110,6 +113,8 @@ async def authorise_approver(
                 "This is a privileged account: only members of the privileged-approvers group in Entra "
                 "can approve it."
             )
+        if doing:
+            return None, f"Only members of the keydesk approver groups in Entra can {doing}."
         return None, "Only members of the approvers group in Entra can decide pass requests."
     return who.entra.id, None
 

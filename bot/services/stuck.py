@@ -17,7 +17,8 @@ from bot.domain import wizard
 from bot.domain.text import clean
 from bot.domain.wizard import WizardAction
 from bot.logs import get_logger
-from bot.services import registration, tap_common
+from bot.services import approvals, registration, tap_common
+from bot.services.approvals import Authority
 from bot.services.runtime import Runtime
 from bot.slack import wizard_views
 from bot.slack.messenger import PostedMessage, SlackError
@@ -29,6 +30,7 @@ from bot.store.wizard_repo import state_of
 
 log = get_logger(__name__)
 
+TAKING = "take a setup (your replies would reach the person as the helpdesk)"
 _SECRET_WORDS = re.compile(r"\b(pin|pass|passcode|password|code|tap)\b", re.IGNORECASE)
 _DIGITS = re.compile(r"(?<![\w.])\d{4,12}(?![\w.])")
 _LETTERS, _NUMBERS = re.compile(r"[A-Za-z]"), re.compile(r"\d")
@@ -120,6 +122,9 @@ async def _post_in_thread(rt: Runtime, request: TapRequest, facts: StuckFacts) -
 async def take(rt: Runtime, clicker: str, wizard_id: str, channel: str, message_ts: str) -> None:
     row = await registration.load(rt, wizard_id)
     problem = _take_problem(rt, row, clicker, channel)
+    if problem is None:
+        # The taker talks to the person as the helpdesk, in the bot's DM: being in the channel is not enough.
+        _, problem = await approvals.authorise_approver(rt, clicker, None, Authority.EITHER, doing=TAKING)
     if problem or row is None:
         await rt.audit.record(
             "registration.help.refused",

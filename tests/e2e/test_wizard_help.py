@@ -98,6 +98,30 @@ async def test_the_person_cannot_take_their_own_setup(stack: Stack, company: Com
     assert refused.details["reason"].startswith("You can't take your own setup")
 
 
+async def test_only_approvers_can_take_a_setup(stack: Stack, company: Company) -> None:
+    """Being in the helpdesk channel is not enough: the taker talks to the person as the helpdesk."""
+    slack, ada, grace = stack.slack, company.ada, company.grace
+    slack.channel(HELPDESK_CHANNEL).members.add(grace.slack_id)  # in the channel, not an approver
+    await revealed_wizard(stack, company)
+    await press(stack, ada, Action.WIZARD_STUCK, "asked the helpdesk")
+    post = await wait_channel(slack, "is stuck on")
+
+    await slack.click(grace.slack_id, Action.STUCK_TAKE, message=post)
+
+    await eventually(
+        lambda: [
+            m for m in slack.ephemerals(HELPDESK_CHANNEL, grace.slack_id) if "approver groups" in m.text
+        ],
+        "Grace told why not",
+    )
+    [refused] = await audit(stack, "registration.help.refused")
+    assert refused.actor == f"slack:{grace.slack_id}"
+    assert refused.details["reason"].startswith("Only members of the keydesk approver groups")
+    assert (await row_of(stack, ada)).helper_slack_id is None
+    assert Action.STUCK_TAKE in action_ids(current(slack, post).blocks)
+    assert not [m for m in bot_dms(slack, ada.slack_id) if "from the helpdesk is on it" in message_text(m)]
+
+
 # --- hardware OATH in Slack --------------------------------------------------------------------------------
 async def open_token_modal(stack: Stack, company: Company) -> str:
     ada = company.ada
