@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.deadlines import Deadlines
 from bot.directory import Directory
 from bot.logs import get_logger, scrubber
+from bot.security_webhook import SecurityWebhook
 from bot.services import slack_events
 from bot.services.runtime import Runtime, SlackIdentity
 from bot.services.timers import register_deadline_handlers
@@ -113,6 +114,8 @@ class Keydesk:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.rt.directory.close()
+        if self.rt.security_webhook is not None:
+            await self.rt.security_webhook.close()
         await self.rt.db.close()
         log.info("keydesk.stopped")
 
@@ -227,10 +230,21 @@ def build_app(
         audit=AuditLog(db, clock),
         deadlines=Deadlines(db, clock, owner=default_owner(settings)),
         me=SlackIdentity(),
+        security_webhook=_security_webhook(settings),
     )
     register_deadline_handlers(rt)
     bolt = build_bolt(rt, client)
     return Keydesk(rt, bolt)
+
+
+def _security_webhook(settings: Settings) -> SecurityWebhook | None:
+    if settings.security_webhook_url is None:
+        return None
+    authorization = settings.security_webhook_authorization
+    return SecurityWebhook(
+        settings.security_webhook_url.get_secret_value(),
+        authorization.get_secret_value() if authorization else None,
+    )
 
 
 def redacted_settings(settings: Settings) -> str:

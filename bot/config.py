@@ -287,6 +287,17 @@ class Settings(BaseSettings):
         description="a mailbox (UPN) to send notification email from through Graph (Mail.Send); "
         "unset: no email",
     )
+    security_webhook_url: SecretStr | None = Field(  # secret: many collector URLs carry their token
+        default=None,
+        validation_alias=_env("KEYDESK_SECURITY_WEBHOOK_URL"),
+        description="an https URL that receives every security alert as JSON (a SIEM or pager collector); "
+        "unset: alerts stay in Slack and the log",
+    )
+    security_webhook_authorization: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("KEYDESK_SECURITY_WEBHOOK_AUTHORIZATION"),
+        description="the Authorization header sent with each alert, e.g. 'Bearer <token>' or 'Splunk <token>'",
+    )
     sign_in_url: str = Field(
         default="https://aka.ms/mysecurityinfo",
         validation_alias=_env("KEYDESK_SIGN_IN_URL"),
@@ -432,6 +443,18 @@ class Settings(BaseSettings):
                 "managed identity"
             )
         return self
+
+    @field_validator("security_webhook_url")
+    @classmethod
+    def _webhook_over_https(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value is not None else ""
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_url(url)):
+            # The value itself is never repeated: the URL may carry the collector's token.
+            raise ValueError("must be an https:// URL (plain http only on a loopback address, for tests)")
+        return value
 
     @model_validator(mode="after")
     def _privileged_approvers_are_a_separate_group(self) -> Settings:

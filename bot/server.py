@@ -24,6 +24,8 @@ def _secrets(settings: Settings) -> list[str | None]:
         settings.slack_signing_secret,
         settings.azure_client_secret,
         settings.graph_token,
+        settings.security_webhook_url,
+        settings.security_webhook_authorization,
     )
     return [v.get_secret_value() for v in values if v is not None]
 

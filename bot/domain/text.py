@@ -27,3 +27,24 @@ def escape_mrkdwn(text: str) -> str:
 def safe(text: str | None, max_length: int = 2000) -> str:
     """Clean and escape: the form in which user-supplied text may appear in our messages."""
     return escape_mrkdwn(clean(text, max_length))
+
+
+_SPECIAL_MENTION = re.compile(r"<!(?:channel|here|everyone)(?:\|[^>]*)?>\s*")
+_REFERENCE = re.compile(r"<([@#]?)([^<>|]+)(?:\|([^<>]*))?>")
+_EMOJI = re.compile(r":[a-z][a-z0-9_+-]*:\s*")
+
+
+def mrkdwn_to_plain(text: str) -> str:
+    """What a Slack mrkdwn message says, for readers outside Slack (a SIEM, a pager): no @channel, no
+    emoji codes or bold marks; `<@U1>` reads `@U1`, `<#C1|help>` reads `#help`, `<url|label>` reads
+    `label (url)`."""
+
+    def reference(match: re.Match[str]) -> str:
+        sigil, target, label = match.group(1), match.group(2), match.group(3)
+        if sigil:
+            return sigil + (label or target)
+        return f"{label} ({target})" if label and label != target else target
+
+    text = _EMOJI.sub("", _SPECIAL_MENTION.sub("", text))
+    text = _REFERENCE.sub(reference, text).replace("*", "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()

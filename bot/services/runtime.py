@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.deadlines import Deadlines
 from bot.directory import Directory
+from bot.security_webhook import SecurityWebhook
 from bot.slack.messenger import Messenger
 from bot.store.db import Database
 
@@ -38,6 +39,7 @@ class Runtime:
     audit: AuditLog
     deadlines: Deadlines
     me: SlackIdentity = field(default_factory=SlackIdentity)
+    security_webhook: SecurityWebhook | None = None  # KEYDESK_SECURITY_WEBHOOK_URL: alerts leave Slack
     # Work that follows an ack (Graph calls, rendering) runs a few at a time, so a burst of requests
     # queues cheaply instead of starving the event loop that answers Slack's next requests. 4, not
     # more: measured with bench/ack.py, 8 let a burst of 60 req/s push the p99 ack past 300 ms.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.directory import DirectoryError
 from bot.logs import get_logger
+from bot.services import security_alerts
 from bot.services.runtime import Runtime
 from bot.slack import blocks as b
 from bot.slack import tap_views
@@ -66,7 +67,10 @@ async def post_card(rt: Runtime, request: TapRequest) -> None:
 
 
 async def alert(rt: Runtime, text: str, *, loud: bool = False, thread_of: TapRequest | None = None) -> None:
-    """Tell the helpdesk channel; a loud alert is a security alert (mentions the channel)."""
+    """Tell the helpdesk channel; a loud alert is a security alert (mentions the channel) and also
+    leaves Slack (the log, and the security webhook when set)."""
+    if loud:
+        await security_alerts.forward(rt, text)
     channel = rt.settings.helpdesk_channel
     if not channel:
         log.warning("helpdesk.alert.no_channel", text=text[:200])

@@ -17,6 +17,7 @@ from bot.services import (
     onboarding,
     privileged,
     registration,
+    security_alerts,
 )
 from bot.services.runtime import Runtime
 
@@ -47,3 +48,4 @@ def register_deadline_handlers(rt: Runtime) -> None:
     desk_inventory.register_result_handlers()
     desk_provisioning.register(rt)
     desk_notices.register(rt)
+    security_alerts.register(rt)

@@ -3,7 +3,8 @@
 `stack` starts a fresh one per test on the `database_url` database (SQLite, or PostgreSQL when
 KEYDESK_TEST_DATABASE_URL is set). Settings can be changed per test with
 `@pytest.mark.keydesk_settings(max_approvals_per_approver_per_hour=1, ...)`. The app runs on
-`app_clock`, the wall clock plus an offset a test may move forward to make deadlines fall due.
+`app_clock`, the wall clock plus an offset a test may move forward to make deadlines fall due. A test
+that takes `alert_collector` gets a security webhook collector wired in (KEYDESK_SECURITY_WEBHOOK_URL).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from bot.config import Settings
 from bot.directory import build_directory
+from bot.sandbox.alert_collector import AlertCollector
 from bot.sandbox.company import Company, seed_company
 from bot.sandbox.graph_sim import GraphSimulator
 from bot.sandbox.stack import Stack, open_stack
@@ -88,13 +90,31 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     marker = request.node.get_closest_marker("keydesk_settings")
     overrides = dict(marker.kwargs) if marker else {}
+    collector: AlertCollector | None = None
+    if "alert_collector" in request.fixturenames:  # the security team's collector receives every alert
+        collector = AlertCollector()
+        overrides.setdefault("security_webhook_url", await collector.start())
+        overrides.setdefault("security_webhook_authorization", COLLECTOR_AUTHORIZATION)
     opened = await open_stack(database_url, **overrides)
     try:
         opened.company = seed_company(opened.slack, opened.graph)  # type: ignore[attr-defined]
+        opened.alert_collector = collector  # type: ignore[attr-defined]
         await opened.start_app(clock=app_clock)
         yield opened
     finally:
         await shut_down(opened)
+        if collector is not None:
+            await collector.close()
+
+
+COLLECTOR_AUTHORIZATION = "Bearer collector-test-token"
+
+
+@pytest.fixture
+def alert_collector(stack: Stack) -> AlertCollector:
+    """The collector the stack sends security alerts to (asking for it is what wires it in)."""
+    collector: AlertCollector = stack.alert_collector  # type: ignore[attr-defined]
+    return collector
 
 
 @pytest.fixture
