@@ -37,7 +37,9 @@ class SecurityWebhook:
         if self._authorization:
             headers["Authorization"] = self._authorization
         try:
-            async with self._client().post(self._url, json=alert, headers=headers) as response:
+            # No redirects: aiohttp would turn the POST into a GET, and that GET's 2xx is no delivery.
+            post = self._client().post(self._url, json=alert, headers=headers, allow_redirects=False)
+            async with post as response:
                 if 200 <= response.status < 300:
                     return
                 retry_after = _seconds(response.headers.get("Retry-After"))

@@ -57,8 +57,9 @@ async def forward(rt: Runtime, text: str) -> None:
         log.error("security.alert.not_queued", alert_id=alert_id, error=type(exc).__name__)
         try:
             await rt.security_webhook.send(body)
-        except WebhookFailed as failed:
-            log.error("security.alert.lost", alert_id=alert_id, error=failed.reason)
+        except Exception as failed:  # whatever it is, the Slack alert must still go out
+            reason = failed.reason if isinstance(failed, WebhookFailed) else type(failed).__name__
+            log.error("security.alert.lost", alert_id=alert_id, error=reason)
 
 
 async def deliver(rt: Runtime, deadline: Deadline) -> None:
@@ -73,7 +74,7 @@ async def deliver(rt: Runtime, deadline: Deadline) -> None:
         if age >= MAX_AGE:
             log.error("security.alert.given_up", alert_id=body.get("id"), error=exc.reason)
             return
-        wait = exc.retry_after if exc.retry_after is not None else _backoff(age)
+        wait = _backoff(age) if exc.retry_after is None else _clamped(exc.retry_after)
         log.warning(
             "security.alert.retry", alert_id=body.get("id"), error=exc.reason, retry_in=round(wait, 1)
         )
@@ -85,6 +86,12 @@ def _backoff(age: timedelta) -> float:
     """Half the alert's age, between 5 s and 10 min: quick while the collector hiccups, calm in an outage
     (deadline attempts are not used: a long outage would exhaust them long before MAX_AGE)."""
     return min(BACKOFF_MAX_SECONDS, max(BACKOFF_MIN_SECONDS, age.total_seconds() / 2))
+
+
+def _clamped(retry_after: float) -> float:
+    """The collector's Retry-After, within the backoff's bounds: 0 would retry on every pump tick, and
+    a day would outlast MAX_AGE."""
+    return min(BACKOFF_MAX_SECONDS, max(BACKOFF_MIN_SECONDS, retry_after))
 
 
 def register(rt: Runtime) -> None:

