@@ -188,9 +188,10 @@ async def _quiet(stack: Stack, graph: Graph, *, for_seconds: float = 0.1, at_mos
 
 
 def _reveal_calls(requests: list[dict[str, Any]], person: Person) -> int:
-    """The Graph requests a reveal makes on its way to the pass: the TAP policy, the creation."""
+    """The Graph requests a reveal makes on its way to the pass: the risk read, the TAP policy, the creation."""
     mine = f"/users/{person.entra_id}/authentication/temporaryAccessPassMethods"
-    return sum(1 for r in requests if r["path"].endswith(mine) or r["path"].endswith(TAP_POLICY))
+    risk = f"/identityProtection/riskyUsers/{person.entra_id}"
+    return sum(1 for r in requests if r["path"].endswith((mine, TAP_POLICY, risk)))
 
 
 def _pct(values: list[float], q: float) -> float:

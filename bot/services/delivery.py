@@ -12,7 +12,7 @@ from bot.directory import DirectoryError, IssuedTap, Throttled
 from bot.domain import eligibility as rules
 from bot.domain.tap_request import RequestKind, RequestState
 from bot.logs import get_logger
-from bot.services import pass_modal, privileged, registration, tap_common
+from bot.services import pass_modal, privileged, registration, reveal_risk, tap_common
 from bot.services.runtime import Runtime
 from bot.slack import tap_views
 from bot.slack.messenger import SlackError
@@ -230,6 +230,12 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
             details={"reason": problem or "unknown_request"},
         )
         await modal.final_or_log(tap_views.problem_modal(problem or "I can't find that request."))
+        return None
+    if request.state == RequestState.ISSUING:  # another click is on it (and checked the risk): follow it
+        return ANOTHER_CLICK
+    risky = await reveal_risk.refusal(rt, request, clicker)  # IDV-5, once more before anything is created
+    if risky:
+        await modal.final_or_log(tap_views.problem_modal(risky))
         return None
     now = rt.clock.now()
     async with rt.db.session() as session:

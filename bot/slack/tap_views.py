@@ -274,6 +274,12 @@ def dm_status(request: TapRequest, support: str) -> tuple[str, list[b.Block]]:
                 f"the request as suspicious. Please contact {escape_mrkdwn(support)}."
             )
         ]
+    if request.tap_id:  # closed after a pass was shown (e.g. the account was flagged at a later reveal)
+        return "Your request was cancelled.", [
+            b.section(
+                f"Your request was cancelled and its pass deleted. Please contact {escape_mrkdwn(support)}."
+            )
+        ]
     return "Your request was cancelled.", [b.section("Your request was cancelled. Nothing was issued.")]
 
 

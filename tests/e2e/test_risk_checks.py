@@ -21,6 +21,7 @@ from .helpers import (
     ShiftableClock,
     add_new_hire,
     approve,
+    approved_dm,
     ask_for_pass,
     audit,
     bot_dms,
@@ -29,8 +30,12 @@ from .helpers import (
     current,
     find_card,
     message_text,
+    pass_value,
+    reveal,
+    revealed,
     settle,
     tap_posts,
+    view_text,
     wait_audit,
     wait_card,
     wait_channel,
@@ -355,3 +360,65 @@ async def test_without_p2_the_helpdesk_hears_once_an_hour_that_the_check_is_off(
     await wait_card(stack.slack, "Cy Twombly")
     await settle(stack)
     assert notices() == 2
+
+
+# --- at the reveal ---------------------------------------------------------------------------------
+async def test_an_account_flagged_after_approval_gets_no_pass(stack: Stack, company: Company) -> None:
+    slack, ada = stack.slack, company.ada
+    dm = await approved_dm(stack, company)
+    stack.graph.tenant.set_user_risk(ada.entra_id, "atRisk", "high")
+
+    view = await reveal(slack, ada.slack_id, dm)
+
+    assert VAGUE in view_text(view) and pass_value(view) is None
+    assert "risk" not in view_text(view).lower()
+    refused = await wait_audit(stack, "tap.reveal.refused")
+    assert refused.details["reason"] == "user_risk" and refused.details["request_closed"] is True
+    alert = message_text(await wait_channel(slack, ALERT))
+    assert "pressed" in alert and "now flags the account" in alert and "riskLevel high" in alert
+    await settle(stack)
+    assert await request_rows(stack) == ["cancelled"]
+    assert tap_posts(stack.graph) == []
+
+
+async def test_a_flagged_account_s_live_pass_is_deleted_when_it_reveals_again(
+    stack: Stack, company: Company
+) -> None:
+    slack, ada = stack.slack, company.ada
+    _, dm = await revealed(stack, company)
+    await wait_audit(stack, "tap.issued")  # on record: a later Reveal replaces it
+    [tap] = stack.graph.tenant.taps_of(ada.entra_id)
+    stack.graph.tenant.set_user_risk(ada.entra_id, "confirmedCompromised", "high")
+
+    again = await reveal(slack, ada.slack_id, current(slack, dm))
+
+    assert VAGUE in view_text(again) and pass_value(again) is None
+    assert tap.deleted
+    assert len(tap_posts(stack.graph)) == 1  # no second pass
+    refused = await wait_audit(stack, "tap.reveal.refused")
+    assert refused.details["passes_deleted"] == 1
+    await wait_channel(slack, ALERT)
+    await settle(stack)
+    assert await request_rows(stack) == ["cancelled"]
+    told = message_text(current(slack, dm))
+    assert "cancelled and its pass deleted" in told and "risk" not in told.lower(), told
+
+
+async def test_when_the_risk_cannot_be_read_at_the_reveal_nothing_is_created(
+    stack: Stack, company: Company
+) -> None:
+    slack, ada = stack.slack, company.ada
+    dm = await approved_dm(stack, company)
+    stack.graph.add_fault(Fault(method="GET", path=RISKY_USERS, status=503, retry_after=0.01, times=0))
+
+    view = await reveal(slack, ada.slack_id, dm, timeout=10.0)
+
+    assert "couldn't check your account" in view_text(view) and pass_value(view) is None
+    refused = await wait_audit(stack, "tap.reveal.refused")
+    assert refused.details["reason"] == "risk_check_down"
+    assert await request_rows(stack) == ["approved"]  # she may simply try again
+    assert tap_posts(stack.graph) == []
+
+    stack.graph.clear_faults()
+    again = await reveal(slack, ada.slack_id, current(slack, dm))
+    assert pass_value(again), view_text(again)
