@@ -91,7 +91,7 @@ async def authorise_approver(
             f"so you can't {doing or 'approve'}.",
         )
     except DirectoryError:
-        return None, APPROVER_CHECK_DOWN
+        return None, _check_down(doing)
     if request is not None:
         if slack_user_id == request.requester_slack_id or slack_user_id == request.target_slack_id:
             return None, "You can't approve a request you opened or one for yourself: another approver must."
@@ -106,7 +106,7 @@ async def authorise_approver(
     try:
         allowed = await approvers.is_member(rt, who.entra.id, groups)
     except DirectoryError:
-        return None, APPROVER_CHECK_DOWN
+        return None, _check_down(doing)
     if not allowed:
         if authority is Authority.PRIVILEGED:
             return None, (
@@ -117,6 +117,12 @@ async def authorise_approver(
             return None, f"Only members of the keydesk approver groups in Entra can {doing}."
         return None, "Only members of the approvers group in Entra can decide pass requests."
     return who.entra.id, None
+
+
+def _check_down(doing: str | None) -> str:
+    if doing:
+        return f"I couldn't check your approver rights in Entra just now. Try again shortly: you need them to {doing}."
+    return APPROVER_CHECK_DOWN
 
 
 async def _refuse(

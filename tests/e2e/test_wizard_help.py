@@ -4,6 +4,7 @@ from Slack, end to end through signed requests."""
 from __future__ import annotations
 
 from bot.sandbox.company import Company
+from bot.sandbox.graph_sim import Fault
 from bot.sandbox.stack import HELPDESK_CHANNEL, Stack
 from bot.slack.ids import Action, ViewId
 
@@ -120,6 +121,29 @@ async def test_only_approvers_can_take_a_setup(stack: Stack, company: Company) -
     assert (await row_of(stack, ada)).helper_slack_id is None
     assert Action.STUCK_TAKE in action_ids(current(slack, post).blocks)
     assert not [m for m in bot_dms(slack, ada.slack_id) if "from the helpdesk is on it" in message_text(m)]
+
+
+async def test_taking_a_setup_while_entra_is_down_is_refused_with_the_reason(
+    stack: Stack, company: Company
+) -> None:
+    slack, ada, sam = stack.slack, company.ada, company.sam
+    await revealed_wizard(stack, company)
+    await press(stack, ada, Action.WIZARD_STUCK, "asked the helpdesk")
+    post = await wait_channel(slack, "is stuck on")
+    stack.graph.add_fault(Fault(status=503, retry_after=0.01, times=0))
+
+    await slack.click(sam.slack_id, Action.STUCK_TAKE, message=post)
+
+    told = await eventually(
+        lambda: [m for m in slack.ephemerals(HELPDESK_CHANNEL, sam.slack_id) if "approver rights" in m.text],
+        "Sam told why not",
+        timeout=10.0,
+    )
+    assert "you need them to take a setup" in told[0].text
+    [refused] = await audit(stack, "registration.help.refused")
+    assert refused.actor == f"slack:{sam.slack_id}"
+    stack.graph.clear_faults()
+    assert (await row_of(stack, ada)).helper_slack_id is None
 
 
 # --- hardware OATH in Slack --------------------------------------------------------------------------------
