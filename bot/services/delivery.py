@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.directory import DirectoryError, IssuedTap, Throttled
+from bot.directory import DirectoryError, IssuedTap, TapPolicy, Throttled
 from bot.domain import eligibility as rules
 from bot.domain.tap_request import RequestKind, RequestState
 from bot.logs import get_logger
@@ -233,43 +233,25 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
         return None
     if request.state == RequestState.ISSUING:  # another click is on it (and checked the risk): follow it
         return ANOTHER_CLICK
-    risky = await reveal_risk.refusal(rt, request, clicker)  # IDV-5, once more before anything is created
-    if risky:
-        await modal.final_or_log(tap_views.problem_modal(risky))
-        return None
     now = rt.clock.now()
-    async with rt.db.session() as session:
-        started = await tap_repo.transition(
-            session,
-            request_id,
-            expected=[RequestState.APPROVED, RequestState.ISSUED],
-            to=RequestState.ISSUING,
-            issuing_since=now,
-            pass_view_id=None,
-        )
-        if started:
-            await rt.deadlines.schedule(
-                ORPHAN_DEADLINE,
-                now + ORPHAN_AFTER,
-                {"request_id": request_id},
-                key=f"tap-orphan:{request_id}",
-                replace=True,
-                session=session,
-            )
-            # REL-6: the intent is on record before Graph is asked for anything.
-            await rt.audit.record(
-                "tap.issue.started",
-                actor=f"slack:{clicker}",
-                target=f"entra:{request.target_entra_id}",
-                details={"request_id": request_id, "reveal": request.reveal_count + 1},
-                session=session,
-            )
+    # The TAP policy is read while the risk is checked: one Graph round trip less before the pass.
+    policy = asyncio.ensure_future(rt.directory.tap_policy())
+    try:
+        risky = await reveal_risk.refusal(rt, request, clicker)  # IDV-5, once more before anything is created
+        started = not risky and await _start_issuing(rt, request, clicker, now)
+    except BaseException:
+        _drop(policy)
+        raise
     if not started:
+        _drop(policy)
+        if risky:
+            await modal.final_or_log(tap_views.problem_modal(risky))
+            return None
         return ANOTHER_CLICK
     if request.state == RequestState.ISSUED:  # the pass on screen now is replaced or, on failure, deleted
         await pass_modal.redact(rt, request.pass_view_id, "replaced")
     try:
-        tap = await _create_with_patience(rt, request, modal)
+        tap = await _create_with_patience(rt, request, modal, await policy)
     except DirectoryError as exc:
         await _abandon(rt, request, modal, exc)
         return None
@@ -309,6 +291,38 @@ async def _reveal(rt: Runtime, request_id: str, clicker: str, modal: _Modal) -> 
     return request_id
 
 
+async def _start_issuing(rt: Runtime, request: TapRequest, clicker: str, now: datetime) -> bool:
+    """APPROVED or ISSUED -> ISSUING, with the orphan deadline and the intent on record (REL-6) before Graph
+    is asked for anything. False when another click got there first."""
+    request_id = request.id
+    async with rt.db.session() as session:
+        started = await tap_repo.transition(
+            session,
+            request_id,
+            expected=[RequestState.APPROVED, RequestState.ISSUED],
+            to=RequestState.ISSUING,
+            issuing_since=now,
+            pass_view_id=None,
+        )
+        if started:
+            await rt.deadlines.schedule(
+                ORPHAN_DEADLINE,
+                now + ORPHAN_AFTER,
+                {"request_id": request_id},
+                key=f"tap-orphan:{request_id}",
+                replace=True,
+                session=session,
+            )
+            await rt.audit.record(
+                "tap.issue.started",
+                actor=f"slack:{clicker}",
+                target=f"entra:{request.target_entra_id}",
+                details={"request_id": request_id, "reveal": request.reveal_count + 1},
+                session=session,
+            )
+    return started
+
+
 async def _cancel_unrecorded(rt: Runtime, request: TapRequest, tap: IssuedTap, modal: _Modal) -> None:
     """The request was closed (revoked) while its pass was being created: that pass must not live on."""
     log.warning("tap.reveal.closed_meanwhile", request=request.id)
@@ -344,9 +358,10 @@ def _reveal_problem(rt: Runtime, request: TapRequest | None, clicker: str) -> st
     return None
 
 
-async def _create_with_patience(rt: Runtime, request: TapRequest, modal: _Modal) -> IssuedTap:
+async def _create_with_patience(
+    rt: Runtime, request: TapRequest, modal: _Modal, policy: TapPolicy
+) -> IssuedTap:
     """Create the pass; while Entra throttles us, wait as told (bounded) and keep the person informed."""
-    policy = await rt.directory.tap_policy()
     minutes = rules.configured_lifetime(
         RequestKind(request.kind), rt.settings.tap_lifetime_minutes, rt.settings.today_pass_minutes
     )
@@ -370,6 +385,12 @@ async def _create_with_patience(rt: Runtime, request: TapRequest, modal: _Modal)
                 ),
             )
             await asyncio.sleep(wait)
+
+
+def _drop(read: asyncio.Future[Any]) -> None:
+    """A read nobody will use: stop it, and don't let its failure be reported as never retrieved."""
+    read.cancel()
+    read.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _expiry(tap: IssuedTap, now: datetime) -> datetime:
