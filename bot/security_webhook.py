@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.retry_after import retry_after_seconds
+
 TIMEOUT_SECONDS = 10.0
 USER_AGENT = "keydesk-security-alerts/1"
 
@@ -42,7 +44,7 @@ class SecurityWebhook:
             async with post as response:
                 if 200 <= response.status < 300:
                     return
-                retry_after = _seconds(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 raise WebhookFailed(f"http_{response.status}", retry_after)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WebhookFailed(type(exc).__name__) from None
@@ -56,11 +58,3 @@ class SecurityWebhook:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS))
         return self._session
-
-
-def _seconds(header: str | None) -> float | None:
-    """Retry-After in seconds (an HTTP date is not worth parsing here: the backoff covers it)."""
-    try:
-        return max(0.0, float(header)) if header else None
-    except ValueError:
-        return None

@@ -4,9 +4,7 @@ exceptions with safe messages: the Graph error code and a trimmed, single-line m
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bot.directory.errors import (
@@ -19,6 +17,7 @@ from bot.directory.errors import (
     Unauthenticated,
     Unavailable,
 )
+from bot.retry_after import retry_after_seconds
 
 _MAX_MESSAGE = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -58,19 +57,7 @@ def retry_after_of(exc: Exception, now: float | None = None) -> float | None:
     headers: Any = getattr(exc, "response_headers", None)
     if not headers:
         return None
-    raw = headers.get("retry-after") or headers.get("Retry-After")
-    if not raw:
-        return None
-    raw = str(raw).strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return retry_after_seconds(headers.get("retry-after") or headers.get("Retry-After"), now)
 
 
 def from_api_error(

@@ -74,7 +74,7 @@ async def deliver(rt: Runtime, deadline: Deadline) -> None:
         if age >= MAX_AGE:
             log.error("security.alert.given_up", alert_id=body.get("id"), error=exc.reason)
             return
-        wait = _backoff(age) if exc.retry_after is None else _clamped(exc.retry_after)
+        wait = _backoff(age) if exc.retry_after is None else _bounded(exc.retry_after)
         log.warning(
             "security.alert.retry", alert_id=body.get("id"), error=exc.reason, retry_in=round(wait, 1)
         )
@@ -83,15 +83,14 @@ async def deliver(rt: Runtime, deadline: Deadline) -> None:
 
 
 def _backoff(age: timedelta) -> float:
-    """Half the alert's age, between 5 s and 10 min: quick while the collector hiccups, calm in an outage
+    """Half the alert's age, kept within bounds: quick while the collector hiccups, calm in an outage
     (deadline attempts are not used: a long outage would exhaust them long before MAX_AGE)."""
-    return min(BACKOFF_MAX_SECONDS, max(BACKOFF_MIN_SECONDS, age.total_seconds() / 2))
+    return _bounded(age.total_seconds() / 2)
 
 
-def _clamped(retry_after: float) -> float:
-    """The collector's Retry-After, within the backoff's bounds: 0 would retry on every pump tick, and
-    a day would outlast MAX_AGE."""
-    return min(BACKOFF_MAX_SECONDS, max(BACKOFF_MIN_SECONDS, retry_after))
+def _bounded(seconds: float) -> float:
+    """Between 5 s and 10 min: a Retry-After of 0 would retry on every pump tick, a day outlast MAX_AGE."""
+    return min(BACKOFF_MAX_SECONDS, max(BACKOFF_MIN_SECONDS, seconds))
 
 
 def register(rt: Runtime) -> None:
