@@ -9,6 +9,8 @@ created and the request stays as it was, so the person can try again.
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.directory import DirectoryError
 from bot.domain import eligibility as rules
 from bot.domain.eligibility import CheckResult
@@ -44,13 +46,21 @@ async def refusal(rt: Runtime, request: TapRequest, clicker: str) -> str | None:
     return rules.contact_helpdesk(rt.settings.support_contact)
 
 
-async def _refused(rt: Runtime, request: TapRequest, clicker: str, reason: str, evidence: str = "") -> None:
+async def _refused(
+    rt: Runtime,
+    request: TapRequest,
+    clicker: str,
+    reason: str,
+    session: AsyncSession | None = None,
+    **details: object,
+) -> None:
     await rt.audit.record(
         "tap.reveal.refused",
         actor=f"slack:{clicker}",
         target=f"request:{request.id}",
         outcome="refused",
-        details={"reason": reason, "evidence": evidence} if evidence else {"reason": reason},
+        details={"reason": reason, **details},
+        session=session,
     )
 
 
@@ -75,18 +85,15 @@ async def _close_flagged(rt: Runtime, request: TapRequest, clicker: str, result:
         if closed:
             for key in ("tap-approval", "tap-orphan", "tap-pass"):
                 await rt.deadlines.cancel(f"{key}:{request.id}", session=session)
-        await rt.audit.record(
-            "tap.reveal.refused",
-            actor=f"slack:{clicker}",
-            target=f"request:{request.id}",
-            outcome="refused",
-            details={
-                "reason": "user_risk",
-                "evidence": result.evidence,
-                "request_closed": closed,
-                "passes_deleted": deleted,
-            },
-            session=session,
+        await _refused(
+            rt,
+            request,
+            clicker,
+            "user_risk",
+            session,
+            evidence=result.evidence,
+            request_closed=closed,
+            passes_deleted=deleted,
         )
     if request.state == RequestState.ISSUED:
         await pass_modal.redact(rt, request.pass_view_id, "cancelled")
