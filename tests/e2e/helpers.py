@@ -18,6 +18,7 @@ from bot.slack.ids import Action, ViewId
 T = TypeVar("T")
 POLL_SECONDS = 0.02
 TAP_COLLECTION = r"/authentication/temporaryAccessPassMethods$"
+SECURITY_ALERT = ":rotating_light: *Security alert.*"  # how a loud alert opens in the helpdesk channel
 TAP_ITEM = r"/authentication/temporaryAccessPassMethods/[^/]+$"
 
 

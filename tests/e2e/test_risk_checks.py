@@ -18,6 +18,7 @@ from bot.services.onboarding import DIRECTORY_DOWN
 from bot.slack.ids import Action
 
 from .helpers import (
+    SECURITY_ALERT,
     ShiftableClock,
     add_new_hire,
     approve,
@@ -43,7 +44,6 @@ from .helpers import (
 )
 from .test_desk_provisioning import KEY_FILE, SEAL_FILE, ask, desk
 
-ALERT = ":rotating_light: *Security alert.*"
 VAGUE = "I can't start this from Slack right now; please contact the helpdesk: the IT helpdesk."
 RISKY_USERS = r"^/identityProtection/riskyUsers/"
 
@@ -90,7 +90,7 @@ async def test_a_flagged_user_is_refused_vaguely_and_the_helpdesk_alerted(
     [check] = [c for c in row.details["checks"] if c["name"] == "user_risk"]
     assert check["passed"] is False
     assert f"riskState {state}, riskLevel {level}" in check["evidence"]
-    alert = message_text(await wait_channel(stack.slack, ALERT))
+    alert = message_text(await wait_channel(stack.slack, SECURITY_ALERT))
     assert "<!channel>" in alert
     for fact in (f"riskState {state}", f"riskLevel {level}", "last updated 2026-12-05 22:15 UTC", ada.email):
         assert fact in alert, alert
@@ -108,7 +108,7 @@ async def test_a_user_whose_risk_was_resolved_gets_through_with_the_record_on_th
 
     card = await wait_card(stack.slack, "Waiting for approval")
     assert f"Not flagged at risk by Entra ID Protection: riskState {state}" in message_text(card)
-    assert not [m for m in channel_messages(stack.slack) if ALERT in m.text]
+    assert not [m for m in channel_messages(stack.slack) if SECURITY_ALERT in m.text]
 
 
 async def test_a_user_never_flagged_passes_on_graphs_404(stack: Stack, company: Company) -> None:
@@ -147,7 +147,7 @@ async def test_required_refuses_when_the_risk_check_cannot_run(stack: Stack, com
     assert row.details["reason"] == "user_risk", row.details
     alert = message_text(await wait_channel(stack.slack, "risk check can't run"))
     assert RISK_UNAVAILABLE in alert and "KEYDESK_RISK_CHECK=required" in alert
-    assert ALERT not in alert  # a configuration problem, not an attack
+    assert SECURITY_ALERT not in alert  # a configuration problem, not an attack
     assert risk_reads(stack) == [403]
     await nothing_filed(stack, company)
 
@@ -198,7 +198,7 @@ async def test_a_helpdesk_opened_request_for_a_flagged_user_is_refused_at_confir
     await slack.click(ada.slack_id, Action.TAP_TARGET_CONFIRM, message=prompt)
 
     await wait_dm(slack, ada.slack_id, VAGUE)
-    assert "riskLevel medium" in message_text(await wait_channel(slack, ALERT))
+    assert "riskLevel medium" in message_text(await wait_channel(slack, SECURITY_ALERT))
     row = await wait_audit(stack, "tap.request.refused")
     assert row.details["reason"] == "user_risk"
     await settle(stack)
@@ -316,7 +316,7 @@ async def test_an_account_flagged_after_filing_is_not_approved(stack: Stack, com
     refused = [r for r in await audit(stack) if r.action == "tap.approve.refused"]
     assert [r.details["reason"] for r in refused] == ["user_risk"]
     alert = await wait_channel(stack.slack, "now flags the account")
-    assert alert.text.startswith("<!channel>") and ALERT in message_text(alert)
+    assert alert.text.startswith("<!channel>") and SECURITY_ALERT in message_text(alert)
     await settle(stack)
     assert await request_rows(stack) == ["awaiting_approval"]
     assert await audit(stack, "tap.request.approved") == []
@@ -374,7 +374,7 @@ async def test_an_account_flagged_after_approval_gets_no_pass(stack: Stack, comp
     assert "risk" not in view_text(view).lower()
     refused = await wait_audit(stack, "tap.reveal.refused")
     assert refused.details["reason"] == "user_risk" and refused.details["request_closed"] is True
-    alert = message_text(await wait_channel(slack, ALERT))
+    alert = message_text(await wait_channel(slack, SECURITY_ALERT))
     assert "pressed" in alert and "now flags the account" in alert and "riskLevel high" in alert
     await settle(stack)
     assert await request_rows(stack) == ["cancelled"]
@@ -397,7 +397,7 @@ async def test_a_flagged_account_s_live_pass_is_deleted_when_it_reveals_again(
     assert len(tap_posts(stack.graph)) == 1  # no second pass
     refused = await wait_audit(stack, "tap.reveal.refused")
     assert refused.details["passes_deleted"] == 1
-    await wait_channel(slack, ALERT)
+    await wait_channel(slack, SECURITY_ALERT)
     await settle(stack)
     assert await request_rows(stack) == ["cancelled"]
     told = message_text(current(slack, dm))

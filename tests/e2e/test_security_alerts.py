@@ -18,17 +18,24 @@ from bot.store.models.deadlines import DeadlineRow
 
 from . import test_tap_canary
 from .conftest import COLLECTOR_AUTHORIZATION
-from .helpers import ShiftableClock, ask_for_pass, eventually, message_text, settle, wait_channel
+from .helpers import (
+    SECURITY_ALERT,
+    ShiftableClock,
+    ask_for_pass,
+    eventually,
+    message_text,
+    settle,
+    wait_channel,
+)
 from .test_abuse_review import database_down
 
 debug_logs = test_tap_canary.debug_logs  # the fixture: production logging at DEBUG, captured
-ALERT = ":rotating_light: *Security alert.*"
 
 
 async def admin_asks_for_a_pass(stack: Stack, company: Company) -> str:
     """Lin, a Global Administrator, asks in Slack: refused, and a security alert goes to the channel."""
     await ask_for_pass(stack, company.lin.slack_id)
-    alert = await wait_channel(stack.slack, ALERT)
+    alert = await wait_channel(stack.slack, SECURITY_ALERT)
     return message_text(alert)
 
 

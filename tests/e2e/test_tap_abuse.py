@@ -17,6 +17,7 @@ from bot.sandbox.stack import HELPDESK_CHANNEL, Stack
 from bot.slack.ids import Action, ViewId
 
 from .helpers import (
+    SECURITY_ALERT,
     TAP_COLLECTION,
     ShiftableClock,
     action_ids,
@@ -47,8 +48,6 @@ from .helpers import (
     wait_channel,
     wait_dm,
 )
-
-ALERT = ":rotating_light: *Security alert.*"
 
 
 async def refusal(stack: Stack, action: str, reason: str) -> AuditEntry:
@@ -212,7 +211,7 @@ async def test_15_global_admin_is_refused_and_the_helpdesk_alerted(stack: Stack,
     await wait_dm(stack.slack, company.lin.slack_id, "administrator rights")
     row = await refusal(stack, "tap.request.refused", "not_privileged")
     assert any("Global Administrator" in str(c["evidence"]) for c in row.details["checks"])
-    alert = await wait_channel(stack.slack, ALERT)
+    alert = await wait_channel(stack.slack, SECURITY_ALERT)
     assert f"<@{company.lin.slack_id}>" in message_text(alert)
     assert find_card(stack.slack) is None
     no_pass_created(stack)
@@ -236,7 +235,7 @@ async def test_16_privileged_or_excluded_targets_are_refused(
 
     await wait_dm(stack.slack, ada.slack_id, "administrator rights")
     await refusal(stack, "tap.request.refused", "not_privileged")
-    await wait_channel(stack.slack, ALERT)
+    await wait_channel(stack.slack, SECURITY_ALERT)
     no_pass_created(stack)
 
 
@@ -311,7 +310,7 @@ async def test_24_approver_over_the_hourly_cap_is_throttled_and_alerted(
     assert "the most allowed. Ask another approver." in outcome
     await refusal(stack, "tap.approve.refused", "limit")
     alert = await wait_channel(slack, "reached the limit")
-    assert ALERT in message_text(alert)
+    assert SECURITY_ALERT in message_text(alert)
     assert tap_posts(stack.graph) == []
     assert ":white_check_mark:" in await approve(slack, company.alex.slack_id, current(slack, card))
 
@@ -380,7 +379,7 @@ async def test_manager_says_it_looks_wrong_before_approval(stack: Stack, company
 
     await wait_dm(slack, grace.slack_id, "I cancelled the request and alerted the helpdesk")
     alert = await wait_channel(slack, "did *not* expect")
-    assert ALERT in message_text(alert)
+    assert SECURITY_ALERT in message_text(alert)
     await wait_dm(slack, ada.slack_id, "Your request was cancelled")
     card = await wait_card(slack, "Status*\nCancelled")
     assert Action.TAP_APPROVE not in action_ids(card.blocks)
@@ -409,7 +408,7 @@ async def test_manager_looks_wrong_after_issuance_stops_the_pass(stack: Stack, c
 
     await wait_dm(slack, grace.slack_id, "the pass is deleted, their sessions are ending")
     alert = await wait_channel(slack, "flagged")
-    assert ALERT in message_text(alert)
+    assert SECURITY_ALERT in message_text(alert)
     assert "deleted the pass and ended their sign-in sessions" in message_text(alert)
     await wait_dm(slack, ada.slack_id, "Your pass was cancelled")
     assert tap.deleted
@@ -641,7 +640,7 @@ async def test_identity_drift_is_refused_and_alerted(stack: Stack, company: Comp
     await wait_dm(slack, ada.slack_id, "no longer matches the work account")
     await refusal(stack, "tap.request.refused", "drift")
     alert = await wait_channel(slack, "identity didn't check out")
-    assert ALERT in message_text(alert)
+    assert SECURITY_ALERT in message_text(alert)
     assert find_card(slack) is None
     no_pass_created(stack)
 
@@ -655,7 +654,7 @@ async def test_email_matching_two_entra_accounts_is_refused_and_alerted(
 
     await wait_dm(stack.slack, company.ada.slack_id, "matches more than one work account")
     await refusal(stack, "tap.request.refused", "ambiguous")
-    await wait_channel(stack.slack, ALERT)
+    await wait_channel(stack.slack, SECURITY_ALERT)
     no_pass_created(stack)
 
 

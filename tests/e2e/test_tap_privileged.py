@@ -22,6 +22,7 @@ from bot.sandbox.stack import APPROVERS_GROUP, HELPDESK_CHANNEL, PRIVILEGED_APPR
 from bot.slack.ids import Action, ViewId
 
 from .helpers import (
+    SECURITY_ALERT,
     ShiftableClock,
     action_ids,
     add_new_hire,
@@ -46,7 +47,6 @@ from .helpers import (
     wait_dm,
 )
 
-ALERT = ":rotating_light: *Security alert.*"
 ADMIN_PROCESS = pytest.mark.keydesk_settings(allow_privileged_targets=True)
 COOLING_OFF = 60  # the default KEYDESK_PRIVILEGED_COOLING_OFF_MINUTES
 
@@ -116,7 +116,7 @@ async def test_privileged_account_is_refused_by_default(stack: Stack, company: C
     await wait_dm(stack.slack, company.lin.slack_id, "administrator rights")
     row = await refusal(stack, "tap.request.refused", "not_privileged")
     assert any("Global Administrator" in str(c["evidence"]) for c in row.details["checks"])
-    await wait_channel(stack.slack, ALERT)
+    await wait_channel(stack.slack, SECURITY_ALERT)
     assert find_card(stack.slack) is None
     assert await request_rows(stack) == []
     assert creations(stack) == []
@@ -130,7 +130,7 @@ async def test_one_approval_is_not_enough(stack: Stack, company: Company) -> Non
     card = await privileged_card(stack, company)
 
     alert = await wait_channel(slack, "has a *privileged account*")
-    assert ALERT in message_text(alert)
+    assert SECURITY_ALERT in message_text(alert)
     assert "two different privileged approvers" in message_text(alert)
     assert "Global Administrator" in message_text(alert)
     created = await wait_audit(stack, "tap.request.created")
@@ -456,7 +456,7 @@ async def test_break_glass_members_stay_refused_with_the_admin_process_on(
     [check] = [c for c in row.details["checks"] if c["name"] == "not_privileged"]
     assert check["passed"] is False
     assert f"excluded group {BREAK_GLASS_GROUP}" in check["evidence"]
-    await wait_channel(stack.slack, ALERT)
+    await wait_channel(stack.slack, SECURITY_ALERT)
     assert find_card(stack.slack) is None
     assert await request_rows(stack) == []
     assert creations(stack) == []
