@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.services import tap_common
 from bot.services.runtime import Runtime
+from bot.store.models.desk_provisioning import DeskProvisioning
 
 
 @dataclass
@@ -40,3 +41,9 @@ async def refuse(
     if alert:
         await tap_common.alert(rt, alert, loud=True)
     return LinkRefused(status, reason, message)
+
+
+async def provisioning(rt: Runtime, request_id: str) -> DeskProvisioning | None:
+    """A desk key's provisioning row as the database has it now."""
+    async with rt.db.read() as session:
+        return await session.get(DeskProvisioning, request_id, populate_existing=True)

@@ -18,7 +18,7 @@ from bot.directory import AuthMethod, DirectoryError, MethodKind
 from bot.domain.tap_request import RequestKind, RequestState
 from bot.domain.text import safe
 from bot.logs import get_logger
-from bot.services import desk_custody, pin_seal, tap_common
+from bot.services import desk_common, desk_custody, pin_seal, tap_common
 from bot.services.desk_custody import Flag
 from bot.services.runtime import Runtime
 from bot.slack import desk_notice_views as views
@@ -46,7 +46,7 @@ async def announce(rt: Runtime, request_id: str) -> None:
 
 async def _announce(rt: Runtime, request_id: str) -> None:
     request = await tap_common.load(rt, request_id)
-    prov = await _provisioning(rt, request_id)
+    prov = await desk_common.provisioning(rt, request_id)
     if request is None or prov is None:
         return
     key, desk = views.key_words(prov.key_report), _desk(request)
@@ -114,7 +114,7 @@ async def looks_wrong(rt: Runtime, request_id: str, clicker: str, notice: Posted
     )
     if request.state == RequestState.REVOKED:
         return await _refused(rt, actor, request_id, "already_stopped", already)
-    prov = await _provisioning(rt, request_id)
+    prov = await desk_common.provisioning(rt, request_id)
     if (
         prov is None
         or not prov.method_id
@@ -336,11 +336,6 @@ async def _refused(rt: Runtime, actor: str, request_id: str, reason: str, messag
         details={"reason": reason},
     )
     return message
-
-
-async def _provisioning(rt: Runtime, request_id: str) -> DeskProvisioning | None:
-    async with rt.db.read() as session:
-        return await session.get(DeskProvisioning, request_id, populate_existing=True)
 
 
 def _desk(request: TapRequest) -> str:

@@ -44,6 +44,7 @@ from bot.domain.tap_request import RequestKind, RequestState
 from bot.domain.text import safe
 from bot.logs import get_logger
 from bot.services import (
+    desk_common,
     desk_inventory,
     desk_link,
     desk_notices,
@@ -183,7 +184,7 @@ async def _refused(rt: Runtime, technician: str, target: str, reason: str, **det
 async def start(rt: Runtime, request_id: str, approver: str) -> str:
     """The request was just approved: get creation options from Graph and send the desk its job."""
     request = await tap_common.load(rt, request_id)
-    prov = await _load(rt, request_id)
+    prov = await desk_common.provisioning(rt, request_id)
     if request is None or prov is None:
         return "Approved, but I can't find the desk for this request; nothing was sent."
     now = rt.clock.now()
@@ -297,7 +298,7 @@ async def on_result(rt: Runtime, outcome: JobOutcome) -> None:
     phase = outcome.params.get("phase")
     request_id = str(outcome.params.get("provisioning_id") or "")
     request = await tap_common.load(rt, request_id)
-    prov = await _load(rt, request_id)
+    prov = await desk_common.provisioning(rt, request_id)
     if request is None or prov is None or request.kind != RequestKind.DESK_KEY:
         log.warning("desk.provision.orphan_result", job=outcome.job_id)
         return
@@ -596,7 +597,7 @@ async def watch(rt: Runtime, request_id: str, job_id: str, phase: str) -> None:
         if job is None or job.state in (JobState.QUEUED, JobState.DELIVERED):
             raise RetryLater(5, "job still open")
     request = await tap_common.load(rt, request_id)
-    prov = await _load(rt, request_id)
+    prov = await desk_common.provisioning(rt, request_id)
     if request is None or prov is None or job.state == JobState.DONE:
         return
     why = (
@@ -673,7 +674,7 @@ async def _replace_pin_message(rt: Runtime, row: SealedPin | None, *, revealed: 
 
 async def _pin_expired(rt: Runtime, request_id: str, row: SealedPin | None) -> None:
     await _replace_pin_message(rt, row, revealed=False)
-    prov = await _load(rt, request_id)
+    prov = await desk_common.provisioning(rt, request_id)
     request = await tap_common.load(rt, request_id)
     if prov is not None and request is not None and request.state == RequestState.COMPLETED:
         await _progress(
@@ -685,11 +686,6 @@ async def _pin_expired(rt: Runtime, request_id: str, row: SealedPin | None) -> N
 
 
 # --- small helpers ---------------------------------------------------------------------------------
-async def _load(rt: Runtime, request_id: str) -> DeskProvisioning | None:
-    async with rt.db.read() as session:
-        return await session.get(DeskProvisioning, request_id, populate_existing=True)
-
-
 async def _set(
     session: Any, request_id: str, *, now: Any, step: ProvisioningStep | None = None, **values: Any
 ) -> None:
@@ -723,7 +719,7 @@ def _display_name(report: dict[str, Any]) -> str:
 
 async def _progress(rt: Runtime, request: TapRequest, text: str) -> None:
     """The technician's running commentary: in the card's thread, or by DM when there is no card."""
-    prov = await _load(rt, request.id)
+    prov = await desk_common.provisioning(rt, request.id)
     technician = prov.technician_slack_id if prov else request.requester_slack_id
     if request.card_channel and request.card_ts:
         try:
